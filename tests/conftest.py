@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -26,3 +27,45 @@ def top10k() -> Path:
 def metadata() -> Path:
     assert METADATA.is_file(), f"shared data missing: {METADATA} (set TGPLUS_SHARED_DATA)"
     return METADATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never read or write the user's embedding cache."""
+    os.environ["TGPLUS_CACHE_DIR"] = str(tmp_path_factory.mktemp("embedding-cache"))
+
+
+@pytest.fixture(scope="session")
+def fast_model(tmp_path_factory: pytest.TempPathFactory, top10k: Path, metadata: Path) -> Path:
+    """The default model, trained once per session on both shared files (about 10 s)."""
+    from tgplus.training import train
+
+    path = tmp_path_factory.mktemp("models") / "fast"
+    train([top10k, metadata], kind="fast", out=path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory: pytest.TempPathFactory, top10k: Path) -> Path:
+    """The first 400 English movies of the top-10k file, for tests that train repeatedly."""
+    from tgplus.data import load_movies
+
+    movies = load_movies([top10k]).movies[:400]
+    path = tmp_path_factory.mktemp("data") / "small.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": m.id,
+                    "title": m.title,
+                    "overview": m.overview,
+                    "genres": list(m.genres),
+                    "language": m.language,
+                }
+            )
+            + "\n"
+            for m in movies
+        ),
+        encoding="utf-8",
+    )
+    return path

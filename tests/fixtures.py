@@ -20,8 +20,15 @@ def metadata_row(
 ) -> dict[str, str]:
     """A row of Kaggle's movies_metadata.csv with the columns tgplus reads filled in."""
     row = dict.fromkeys(METADATA_HEADER, "")
-    row.update(id=movie_id, title=title, original_title=title, overview=overview,
-               genres=genres, original_language=language, imdb_id="tt0000001")
+    row.update(
+        id=movie_id,
+        title=title,
+        original_title=title,
+        overview=overview,
+        genres=genres,
+        original_language=language,
+        imdb_id="tt0000001",
+    )
     return row
 
 

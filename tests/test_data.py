@@ -100,7 +100,7 @@ def test_movies_metadata_quirks_are_counted(tmp_path: Path) -> None:
         metadata_row("2", "Placeholder", "No overview found.", genre_literal("Drama")),
         metadata_row("3", "Empty", "  ", genre_literal("Drama")),
         metadata_row("1", "Same id", "Another plot entirely.", genre_literal("Drama")),
-        metadata_row("4", "Same text", "a  \"QUOTED\" plot over two lines.", genre_literal("Drama")),
+        metadata_row("4", "Same text", 'a  "QUOTED" plot over two lines.', genre_literal("Drama")),
         metadata_row("5", "French", "Un film.", genre_literal("Drama"), language="fr"),
         metadata_row("6", "No genre", "A plot with no genre.", "[]"),
         metadata_row("7", "Broken genres", "A plot.", "[{'id': 18, 'name': "),
@@ -172,7 +172,10 @@ def test_jsonl(tmp_path: Path) -> None:
     )
     table = load_movies([path])
     assert detect_format(path) is SourceFormat.JSONL
-    assert [(m.id, m.genres) for m in table.movies] == [(5, ("Horror",)), (None, ("Comedy", "Family"))]
+    assert [(m.id, m.genres) for m in table.movies] == [
+        (5, ("Horror",)),
+        (None, ("Comedy", "Family")),
+    ]
     assert dict(table.report.skipped) == {"unparsable genres": 1, "malformed row": 1}
 
 
@@ -223,11 +226,18 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "columns": (write("cols.csv", b"name,year\nx,1999\n"), "unrecognised columns"),
         "binary": (write("blob.csv", bytes(range(256)) * 4), "binary file"),
         "zip": (write("movies.zip", b"PK\x03\x04rest"), "zip archive"),
-        "latin1": (write("latin1.csv", lines + b"Caf\xe9 story.,Drama\n"), "line 3: not valid UTF-8"),
-        "quote": (write("quote.csv", lines + b'"Never closed,Drama\nMore.,Drama\n'),
-                  "line 3: unterminated quote"),
-        "json": (write("bad.jsonl", b'{"overview": "x", "genres": ["Drama"]}\n{oops\n'),
-                 "line 2: not valid JSON"),
+        "latin1": (
+            write("latin1.csv", lines + b"Caf\xe9 story.,Drama\n"),
+            "line 3: not valid UTF-8",
+        ),
+        "quote": (
+            write("quote.csv", lines + b'"Never closed,Drama\nMore.,Drama\n'),
+            "line 3: unterminated quote",
+        ),
+        "json": (
+            write("bad.jsonl", b'{"overview": "x", "genres": ["Drama"]}\n{oops\n'),
+            "line 2: not valid JSON",
+        ),
     }
 
 
@@ -264,9 +274,7 @@ def _movie(movie_id: int | None, overview: str = "plot", title: str = "t") -> Mo
     return Movie(movie_id, title, overview, ("Drama",), "en", "test")
 
 
-def test_split_sides_are_stable_whatever_the_order_or_subset(
-    top10k: Path, metadata: Path
-) -> None:
+def test_split_sides_are_stable_whatever_the_order_or_subset(top10k: Path, metadata: Path) -> None:
     settings = SplitSettings(test_share=0.1, validation_share=0.1)
     both = split_by_key(load_movies([top10k, metadata]).movies, settings)
     test_keys = {split_key(m) for m in both.test}

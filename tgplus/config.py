@@ -19,12 +19,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TGPLUS_", extra="ignore")
 
-    model_path: Path = Field(DEFAULT_MODEL_PATH, description="Model directory to serve.")
-    host: str = Field("127.0.0.1", description="Address the server listens on.")
-    port: int = Field(8000, ge=1, le=65535, description="Port the server listens on.")
-    workers: int = Field(1, ge=1, le=64, description="Server worker processes.")
+    model_path: Path = Field(default=DEFAULT_MODEL_PATH, description="Model directory to serve.")
+    host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the server listens on.")
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
     max_description_chars: int = Field(
-        5000, ge=1, description="Longest description accepted, in characters."
+        default=5000, ge=1, description="Longest description accepted, in characters."
     )
-    max_batch_size: int = Field(256, ge=1, description="Most descriptions in one batch request.")
-    log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
+    max_batch_size: int = Field(
+        default=256, ge=1, description="Most descriptions in one batch request."
+    )
+    log_level: str = Field(
+        default="info", description="Logging level: debug, info, warning, error."
+    )

@@ -74,7 +74,9 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     `<target>.previous` for a human to restore.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    partial = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    )
     partial.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should not be
     previous = target.with_name(f"{target.name}.previous")
     try:

@@ -67,9 +67,7 @@ def _manual_hint(destination: Path) -> str:
     return f"download {KAGGLE_FILE} from {KAGGLE_PAGE} and put it at {destination}"
 
 
-def _stream_to(
-    request: urllib.request.Request, partial: Path, progress: Progress | None
-) -> str:
+def _stream_to(request: urllib.request.Request, partial: Path, progress: Progress | None) -> str:
     digest = hashlib.sha256()
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
         length = response.headers.get("Content-Length")
@@ -100,7 +98,9 @@ def fetch_url(
         raise DataError(f"{url}: only http:// and https:// URLs can be fetched")
     expected = sha256.strip().lower()
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        raise DataError(f"--sha256 {sha256!r} is not a sha256 (64 hex digits); `sha256sum` prints one")
+        raise DataError(
+            f"--sha256 {sha256!r} is not a sha256 (64 hex digits); `sha256sum` prints one"
+        )
     filename = name or Path(urllib.parse.unquote(parsed.path)).name
     if not filename:
         raise DataError(f"{url}: the URL names no file; pass --name for the file to write")
@@ -112,7 +112,9 @@ def fetch_url(
             actual = _stream_to(urllib.request.Request(url), partial, progress)
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
-            raise DataError(f"{url}: download failed ({reason}); check the URL and network") from None
+            raise DataError(
+                f"{url}: download failed ({reason}); check the URL and network"
+            ) from None
         if actual != expected:
             raise DataError(
                 f"{url}: sha256 mismatch (expected {expected}, got {actual}); nothing was written"
@@ -146,7 +148,9 @@ def fetch_kaggle(
             _stream_to(request, partial, progress)
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
-            raise DataError(f"could not download from Kaggle ({reason}); {_manual_hint(destination)}") from None
+            raise DataError(
+                f"could not download from Kaggle ({reason}); {_manual_hint(destination)}"
+            ) from None
         if zipfile.is_zipfile(partial):  # Kaggle zips single files larger than a few MB
             _unzip_member(partial, KAGGLE_FILE, destination)
     return Fetched(destination, sha256_file(destination), downloaded=True)

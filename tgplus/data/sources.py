@@ -102,7 +102,7 @@ def detect_format(path: Path) -> SourceFormat:
     try:
         with _open_text(path) as stream:
             first = stream.readline()
-    except UnicodeDecodeError as error:
+    except UnicodeDecodeError:
         raise _decode_error(path) from None
     if first.lstrip().startswith("{"):
         return SourceFormat.JSONL
@@ -159,11 +159,21 @@ def _columns_for(
         return next((name for name in names if name in present), None)
 
     if source_format is SourceFormat.MOVIES_METADATA:
-        return _Columns(need("id"), optional("title"), need("overview"), need("genres"),
-                        optional("original_language"))
+        return _Columns(
+            need("id"),
+            optional("title"),
+            need("overview"),
+            need("genres"),
+            optional("original_language"),
+        )
     if source_format is SourceFormat.TMDB_TOP10K:
-        return _Columns(need("id"), optional("title"), need("overview"), need("genre"),
-                        optional("original_language"))
+        return _Columns(
+            need("id"),
+            optional("title"),
+            need("overview"),
+            need("genre"),
+            optional("original_language"),
+        )
     return _Columns(
         optional("id"),
         optional("title"),
@@ -235,9 +245,7 @@ class _QuoteCounter:
         return text
 
 
-def _read_csv(
-    path: Path, source_format: SourceFormat, require_genres: bool
-) -> Iterator[RawRow]:
+def _read_csv(path: Path, source_format: SourceFormat, require_genres: bool) -> Iterator[RawRow]:
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     unterminated = (
         f"{path}: line {{line}}: unterminated quote; the rest of the file was read as one "
@@ -335,5 +343,5 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
                     .lower(),
                     malformed=not isinstance(overview, (str, type(None))),
                 )
-    except UnicodeDecodeError as error:
+    except UnicodeDecodeError:
         raise _decode_error(path) from None

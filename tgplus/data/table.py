@@ -148,7 +148,7 @@ def parse_languages(value: str) -> frozenset[str] | None:
     return None if "all" in codes else frozenset(codes)
 
 
-def _parse_id(text: str, source_format: SourceFormat) -> int | None | SkipReason:
+def _parse_id(text: str, source_format: SourceFormat) -> int | SkipReason | None:
     if not text:
         # The generic formats may omit ids; the TMDB exports always have them.
         generic = source_format in (SourceFormat.CSV, SourceFormat.JSONL)

@@ -1,0 +1,253 @@
+"""The command line: help everywhere, JSON for scripts, exit code 2 and one line on bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from tests.fixtures import CRIME, write_jsonl
+from tests.test_data import _bad_files
+from tgplus.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_line_error(code: int, stderr: str, *expected: str) -> None:
+    assert code == 2
+    assert stderr.startswith("error: ")
+    assert stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr
+    for text in expected:
+        assert text in stderr
+
+
+def _commands(group: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [(*prefix, c.name or c.callback.__name__) for c in group.registered_commands]  # type: ignore[union-attr]
+    for sub in group.registered_groups:
+        assert sub.typer_instance is not None
+        assert sub.name is not None
+        found += _commands(sub.typer_instance, (*prefix, sub.name))
+    return found
+
+
+@pytest.mark.parametrize("command", _commands(app), ids=" ".join)
+def test_every_command_has_help_with_an_example(command: tuple[str, ...]) -> None:
+    code, stdout, _ = run(*command, "--help")
+    assert code == 0
+    assert "Example" in stdout
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tgplus", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "data" in result.stdout
+    assert "train" in result.stdout
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def test_data_summary_json(top10k: Path, metadata: Path) -> None:
+    code, stdout, _ = run("data", "summary", top10k, metadata, "--json")
+    assert code == 0
+    summary = json.loads(stdout)
+    assert summary["rows_read"] == summary["rows_kept"] + sum(summary["rows_skipped"].values())
+    assert sum(1 for _ in summary["genres"]) == 20
+    assert set(summary["languages"]) == {"en"}
+
+
+def test_data_summary_table(top10k: Path) -> None:
+    code, stdout, _ = run("data", "summary", top10k)
+    assert code == 0
+    assert "Movies per genre" in stdout
+    assert "Skipped rows by reason" in stdout
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "directory", "empty", "columns", "binary", "zip", "latin1", "quote", "json"]
+)
+def test_data_summary_bad_files(tmp_path: Path, case: str) -> None:
+    path, expected = _bad_files(tmp_path)[case]
+    code, _, stderr = run("data", "summary", path)
+    assert_one_line_error(code, stderr, expected, str(path))
+
+
+def test_data_summary_language_all(top10k: Path) -> None:
+    code, stdout, _ = run("data", "summary", top10k, "--language", "all", "--json")
+    assert code == 0
+    assert "language" not in json.loads(stdout)["rows_skipped"]
+
+
+# -- train -------------------------------------------------------------------------------------
+
+
+def test_train_then_predict_then_evaluate(small_data: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    code, stdout, _ = run("train", "--data", small_data, "--out", model, "--json")
+    assert code == 0, stdout
+    assert json.loads(stdout)["metrics"]["movies"] > 0
+
+    code, stdout, _ = run("predict", "--model", model, CRIME, "--json", "--top-k", "2")
+    assert code == 0
+    (prediction,) = json.loads(stdout)
+    assert len(prediction["top"]) == 2
+
+    code, stdout, _ = run(
+        "evaluate",
+        "--model",
+        model,
+        "--data",
+        small_data,
+        "--split",
+        "test",
+        "--json",
+        "--compare",
+        "majority",
+        "--report",
+        tmp_path / "report",
+    )
+    assert code == 0
+    metrics = json.loads(stdout)
+    for key in ("hit_at_1", "micro_f1", "macro_f1", "precision_at_3", "per_genre"):
+        assert key in metrics
+    assert metrics["compare"][0]["kind"] == "majority"
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path: Path) -> None:
+    run("train", "--data", small_data, "--out", tmp_path / "m")
+    code, _, stderr = run("evaluate", "--model", tmp_path / "m")
+    assert code == 0
+    assert "optimistic" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--model", "huge"), "unknown model kind 'huge'"),
+        (("--test-share", "1.5"), "out of range"),
+    ],
+)
+def test_train_bad_options(
+    small_data: Path, tmp_path: Path, args: tuple[str, ...], expected: str
+) -> None:
+    code, _, stderr = run("train", "--data", small_data, "--out", tmp_path / "m", *args)
+    assert_one_line_error(code, stderr, expected)
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_on_no_usable_rows_or_one_genre(tmp_path: Path) -> None:
+    empty = write_jsonl(tmp_path / "e.jsonl", [{"overview": " ", "genres": ["Drama"]}])
+    code, _, stderr = run("train", "--data", empty, "--out", tmp_path / "m")
+    assert_one_line_error(code, stderr, "no usable movies", "1 no overview")
+    one = write_jsonl(
+        tmp_path / "one.jsonl", [{"overview": f"Plot {i}.", "genres": ["Drama"]} for i in range(30)]
+    )
+    code, _, stderr = run("train", "--data", one, "--out", tmp_path / "m")
+    assert_one_line_error(code, stderr, "needs at least two")
+
+
+def test_train_without_data_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = run("train")
+    assert_one_line_error(code, stderr, "tgplus data fetch")
+
+
+# -- evaluate and predict ----------------------------------------------------------------------
+
+
+def test_evaluate_or_predict_without_a_model(tmp_path: Path, small_data: Path) -> None:
+    code, _, stderr = run("evaluate", "--model", tmp_path / "none", "--data", small_data)
+    assert_one_line_error(code, stderr, "no model here")
+    code, _, stderr = run("predict", "--model", tmp_path / "none", CRIME)
+    assert_one_line_error(code, stderr, "no model here")
+
+
+def test_evaluate_with_a_corrupt_model(fast_model: Path, tmp_path: Path, small_data: Path) -> None:
+    import shutil
+
+    broken = Path(shutil.copytree(fast_model, tmp_path / "broken"))
+    (broken / "model.npz").write_bytes(b"garbage")
+    code, _, stderr = run("evaluate", "--model", broken, "--data", small_data)
+    assert_one_line_error(code, stderr, "checksum mismatch", "model.npz")
+
+
+def test_evaluate_bad_split_and_compare(fast_model: Path, small_data: Path) -> None:
+    code, _, stderr = run("evaluate", "--model", fast_model, "--split", "train")
+    assert_one_line_error(code, stderr, "--split 'train'")
+    code, _, stderr = run("evaluate", "--model", fast_model, "--compare", "best")
+    assert_one_line_error(code, stderr, "unknown model kind 'best'")
+
+
+@pytest.mark.parametrize("description", ["", "   "])
+def test_predict_empty_description(fast_model: Path, description: str) -> None:
+    code, _, stderr = run("predict", "--model", fast_model, description)
+    assert_one_line_error(code, stderr, "description is empty")
+
+
+def test_predict_a_catalogue(fast_model: Path, tmp_path: Path) -> None:
+    catalogue = tmp_path / "catalogue.csv"
+    catalogue.write_text(
+        "id,title,overview\n1,Heat,A crew of bank robbers.\n2,Blank,\n3,Ghosts,A haunted house.\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / "out.csv"
+    code, _, stderr = run(
+        "predict", "--model", fast_model, "--input", catalogue, "--output", output
+    )
+    assert code == 0
+    assert "scored 2 of 3 rows" in stderr
+    assert "1 no overview" in stderr
+    rows = list(csv.DictReader(output.read_text(encoding="utf-8").splitlines()))
+    assert [r["id"] for r in rows] == ["1", "3"]
+    assert {"genre", "genres", "Crime", "Horror"} <= set(rows[0])
+
+    jsonl = tmp_path / "out.jsonl"
+    code, _, _ = run("predict", "--model", fast_model, "--input", catalogue, "--output", jsonl)
+    assert code == 0
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["title"] for r in records] == ["Heat", "Ghosts"]
+
+
+# -- the original demo's scripts ---------------------------------------------------------------
+
+
+def test_training_and_evaluation_scripts_run(small_data: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tgplus" / "training.py"),
+            "--data",
+            str(small_data),
+            "--out",
+            str(model),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tgplus" / "evaluation.py"), "--model", str(model)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert "split: test" in result.stdout

@@ -1,0 +1,63 @@
+"""Evaluation: unknown genres count as misses, reports and baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import CRIME, HORROR, write_jsonl
+from tgplus.data import Movie
+from tgplus.evaluation import compare_baselines, evaluate, write_report
+from tgplus.models import load_predictor
+
+
+def _movie(overview: str, *genres: str) -> Movie:
+    return Movie(None, "", overview, genres, "en", "test")
+
+
+def test_genres_the_model_never_saw_count_as_misses(fast_model: Path) -> None:
+    predictor = load_predictor(fast_model)
+    known = evaluate(predictor, [_movie(CRIME, "Crime"), _movie(HORROR, "Horror")])
+    with_unknown = evaluate(
+        predictor,
+        [_movie(CRIME, "Crime"), _movie(HORROR, "Horror"), _movie(HORROR, "Noir Musical")],
+    )
+    assert with_unknown.unseen_genres == {"Noir Musical": 1}
+    assert with_unknown.metrics["hit_at_1"] < known.metrics["hit_at_1"]
+    assert with_unknown.metrics["per_genre"]["Noir Musical"]["recall"] == 0.0
+    assert "never learned" in with_unknown.notes[0]
+
+
+def test_report_has_markdown_and_plots(fast_model: Path, tmp_path: Path) -> None:
+    predictor = load_predictor(fast_model)
+    evaluation = evaluate(predictor, [_movie(CRIME, "Crime", "Drama"), _movie(HORROR, "Horror")])
+    report = write_report([evaluation], tmp_path / "r", title="t", context=["c"])
+    text = report.read_text()
+    assert "| fast |" in text
+    assert "per_genre_f1.png" in text
+    assert "reliability.png" in text
+    for plot in ("per_genre_f1.png", "reliability.png"):
+        assert (tmp_path / "r" / plot).read_bytes().startswith(b"\x89PNG")
+
+
+def test_baselines_train_on_the_models_own_split(small_data: Path, tmp_path: Path) -> None:
+    from tgplus.training import train
+
+    result = train([small_data], out=tmp_path / "m")
+    movies = [_movie(CRIME, "Crime"), _movie(HORROR, "Horror")]
+    (majority,) = compare_baselines(result.predictor, ["majority"], movies)
+    assert majority.kind == "majority"
+    assert majority.training_seconds is not None
+
+
+def test_baselines_need_the_training_files(small_data: Path, tmp_path: Path) -> None:
+    from tgplus.errors import DataError
+    from tgplus.training import train
+
+    copy = write_jsonl(tmp_path / "copy.jsonl", [])
+    copy.write_bytes(small_data.read_bytes())
+    result = train([copy])
+    copy.unlink()
+    with pytest.raises(DataError, match="training file"):
+        compare_baselines(result.predictor, ["majority"], [_movie(CRIME, "Crime")])

@@ -1,0 +1,120 @@
+"""Training: thresholds from validation, metrics from test, clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures import write_jsonl
+from tgplus.data import SplitSettings
+from tgplus.errors import DataError, ModelError
+from tgplus.metrics import decide, genre_metrics, tune_thresholds
+from tgplus.models import load_predictor
+from tgplus.training import train
+
+
+def test_train_saves_a_loadable_model_with_tuned_thresholds(
+    small_data: Path, tmp_path: Path
+) -> None:
+    result = train([small_data], kind="fast", out=tmp_path / "m")
+    loaded = load_predictor(tmp_path / "m")
+    assert loaded.genres == result.predictor.genres
+    assert not np.allclose(loaded.thresholds, 0.5)  # tuned on the validation side
+    rows = loaded.metadata["rows"]
+    assert rows["train"] + rows["validation"] + rows["test"] == rows["kept"]
+    assert result.metrics["movies"] == rows["test"]
+
+
+def test_without_validation_thresholds_stay_at_one_half(small_data: Path) -> None:
+    result = train([small_data], split=SplitSettings(test_share=0.1, validation_share=0.0))
+    assert np.allclose(result.predictor.thresholds, 0.5)
+    assert result.predictor.metadata["thresholds_tuned_on"].startswith("none")
+
+
+def test_training_never_sees_test_movies(small_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tgplus.data import load_movies, split_by_key
+    from tgplus.models.lexical import FastModel
+
+    seen: list[str] = []
+    original = FastModel.fit
+
+    def spy(self: FastModel, texts: list[str], *args: object) -> FastModel:
+        seen.extend(texts)
+        return original(self, texts, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FastModel, "fit", spy)
+    train([small_data])
+    split = split_by_key(load_movies([small_data]).movies, SplitSettings(0.1, 0.1))
+    assert not {m.text for m in split.test + split.validation} & set(seen)
+
+
+def test_no_usable_rows_is_a_data_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "empty.jsonl", [{"overview": "", "genres": ["Drama"]}])
+    with pytest.raises(DataError, match="no usable movies to train on"):
+        train([path])
+
+
+def test_a_single_genre_is_a_model_error(tmp_path: Path) -> None:
+    records: list[dict[str, object]] = [
+        {"overview": f"Plot number {i}.", "genres": ["Drama"]} for i in range(50)
+    ]
+    path = write_jsonl(tmp_path / "drama.jsonl", records)
+    with pytest.raises(ModelError, match="needs at least two"):
+        train([path])
+
+
+def test_unknown_kind_is_a_model_error(small_data: Path) -> None:
+    with pytest.raises(ModelError, match="unknown model kind 'huge'"):
+        train([small_data], kind="huge")
+
+
+def test_interrupted_training_keeps_the_previous_model(
+    small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tgplus.models.lexical import FastModel
+
+    target = tmp_path / "model"
+    train([small_data], out=target)
+    before = json.loads((target / "metadata.json").read_text())["trained_at"]
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FastModel, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train([small_data], out=target)
+    assert json.loads((target / "metadata.json").read_text())["trained_at"] == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def test_thresholds_maximise_each_genres_f1() -> None:
+    scores = np.array([[0.9, 0.2], [0.6, 0.3], [0.4, 0.8], [0.1, 0.7]], dtype=np.float32)
+    labels = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=bool)
+    thresholds = tune_thresholds(scores, labels)
+    assert 0.4 < thresholds[0] <= 0.6
+    assert 0.3 < thresholds[1] <= 0.7
+    none = tune_thresholds(scores, np.zeros_like(labels))
+    assert np.allclose(none, 0.5)
+
+
+def test_metrics_on_a_hand_checked_case() -> None:
+    genres = ["Crime", "Drama", "Horror"]
+    scores = np.array([[0.9, 0.5, 0.1], [0.2, 0.7, 0.6], [0.3, 0.2, 0.1]], dtype=np.float32)
+    truth = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=bool)
+    decided = decide(scores, np.array([0.5, 0.5, 0.5], dtype=np.float32))
+    metrics = genre_metrics(scores, decided, truth, genres)
+    assert metrics["hit_at_1"] == pytest.approx(1 / 3, abs=1e-4)  # only the first movie
+    # decided: {Crime, Drama}, {Drama, Horror}, {Crime (top, nothing above)}
+    assert metrics["micro_f1"] == pytest.approx(2 * 3 / (5 + 4), abs=1e-4)  # 3 hits, 5 said, 4 true
+    assert metrics["per_genre"]["Horror"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(0.6667, abs=1e-4),
+        "support": 2,
+    }

@@ -1,0 +1,503 @@
+"""The `tgplus` command: a thin shell over the library.
+
+Each command parses its options, calls library functions and prints the
+result. Every `TgplusError` becomes a one-line `error: ...` on stderr and exit
+code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tgplus.data import SourceFormat, load_movies, parse_languages
+from tgplus.data.fetch import fetch_kaggle, fetch_url
+from tgplus.data.summary import summarise
+from tgplus.errors import TgplusError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="tgplus",
+    help="Tag movies with genres from their description: data, training, evaluation, serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Inspect and fetch movie data files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn a TgplusError into `error: ...` on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TgplusError as error:
+            err.print(f"error: {error}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing was written", markup=False)
+            raise typer.Exit(130) from None
+
+    return run
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- shared options ----------------------------------------------------------------------------
+
+FilesArgument = Annotated[
+    list[Path], typer.Argument(help="Movie files: movies_metadata.csv, TMDB top-10k, CSV or JSONL.")
+]
+FormatOption = Annotated[
+    SourceFormat, typer.Option("--format", help="File format; `auto` reads it from the header.")
+]
+LanguageOption = Annotated[
+    str, typer.Option("--language", help="Keep these original languages: `en`, `en,fr` or `all`.")
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")
+]
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+@data_app.command("summary")
+@user_errors
+def data_summary(
+    files: FilesArgument,
+    source_format: FormatOption = SourceFormat.AUTO,
+    language: LanguageOption = "en",
+    as_json: JsonOption = False,
+) -> None:
+    """Count rows read, kept and skipped (by reason), movies per genre, lengths, languages.
+
+    Example: tgplus data summary data/movies_metadata.csv --json
+    """
+    table = load_movies(files, source_format=source_format, languages=parse_languages(language))
+    summary = summarise(table)
+    if as_json:
+        print_json(summary)
+        return
+    _print_summary(summary)
+
+
+def _counts_table(title: str, counts: dict[str, int], total: int | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    if total:
+        table.add_column("share", justify="right")
+    for name, count in counts.items():
+        row = [name, f"{count:,}"]
+        if total:
+            row.append(f"{count / total:.1%}")
+        table.add_row(*row)
+    return table
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    files = Table(title="Files", title_justify="left")
+    for column in ("file", "format", "read", "kept", "skipped"):
+        files.add_column(column, justify="left" if column in ("file", "format") else "right")
+    for file in summary["files"]:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in file["rows_skipped"].items())
+        files.add_row(
+            file["path"],
+            file["format"],
+            f"{file['rows_read']:,}",
+            f"{file['rows_kept']:,}",
+            skipped or "-",
+        )
+    out.print(files)
+    out.print(
+        f"rows read {summary['rows_read']:,} = kept {summary['rows_kept']:,} + skipped "
+        f"{sum(summary['rows_skipped'].values()):,} (language filter: {summary['language_filter']})"
+    )
+    out.print(_counts_table("Skipped rows by reason", summary["rows_skipped"]))
+    out.print(_counts_table("Movies per genre", summary["genres"], summary["rows_kept"]))
+    out.print(_counts_table("Genres per movie", summary["genres_per_movie"], summary["rows_kept"]))
+    words = summary["overview_words"]
+    out.print("Overview length (words): " + ", ".join(f"{k} {v:g}" for k, v in words.items()))
+    languages = dict(list(summary["languages"].items())[:10])
+    out.print(_counts_table("Languages (top 10)", languages, summary["rows_kept"]))
+    if summary["rejected_genre_names"]:
+        rejected = dict(list(summary["rejected_genre_names"].items())[:10])
+        out.print(_counts_table("Names rejected as genres (top 10)", rejected))
+
+
+class _DownloadBar:
+    """A progress bar that appears only once bytes arrive (errors before that stay one line)."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self._bar is None:
+            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+            columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
+            self._bar = Progress(*columns, console=err, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("downloading", total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@data_app.command("fetch")
+@user_errors
+def data_fetch(
+    dest: Annotated[Path, typer.Option(help="Directory to download into.")] = Path("data"),
+    url: Annotated[
+        str | None, typer.Option(help="Download this file instead of Kaggle's dataset.")
+    ] = None,
+    sha256: Annotated[
+        str | None, typer.Option(help="Expected sha256 of the --url file (required with --url).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="File name to write (default: the URL's last part).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if the file exists.")] = False,
+) -> None:
+    """Download The Movies Dataset (Kaggle credentials needed) or a file verified by sha256.
+
+    Example: tgplus data fetch --url https://example.org/movies.csv --sha256 28a12d27...
+    """
+    if url is None and sha256 is not None:
+        raise TgplusError("--sha256 goes with --url; drop it or add the --url to verify")
+    if url is not None and sha256 is None:
+        raise TgplusError(
+            f"{url}: pass --sha256 with the file's expected sha256 so the download can be verified"
+        )
+    bar = _DownloadBar()
+    try:
+        if url is not None and sha256 is not None:
+            fetched = fetch_url(url, sha256, dest, name=name, force=force, progress=bar)
+        else:
+            fetched = fetch_kaggle(dest, force=force, progress=bar)
+    finally:
+        bar.close()
+    state = "downloaded" if fetched.downloaded else "already present, kept"
+    out.print(f"{fetched.path}: {state} (sha256 {fetched.sha256})", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the `tgplus` console script and `python -m tgplus`."""
+    app()
+
+
+# -- models ------------------------------------------------------------------------------------
+
+ModelPathOption = Annotated[
+    Path | None,
+    typer.Option("--model", help="Model directory [default: $TGPLUS_MODEL_PATH or data/model]."),
+]
+
+
+def _model_path(path: Path | None) -> Path:
+    from tgplus.config import Settings
+
+    return path if path is not None else Settings().model_path
+
+
+def _metric_line(metrics: dict[str, Any]) -> str:
+    names = ("hit_at_1", "precision_at_3", "micro_f1", "macro_f1", "samples_f1", "jaccard")
+    return "  ".join(f"{name} {metrics[name]:.3f}" for name in names if name in metrics)
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help="Training file (repeat for several); default: every file in data/.",
+        ),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="Model kind: fast, accurate, seed-knn or majority.")
+    ] = "fast",
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the model [default: data/model].")
+    ] = None,
+    source_format: FormatOption = SourceFormat.AUTO,
+    language: LanguageOption = "en",
+    test_share: Annotated[float, typer.Option(help="Share of movies held out for testing.")] = 0.1,
+    validation_share: Annotated[
+        float, typer.Option(help="Share held out of training to tune thresholds.")
+    ] = 0.1,
+    encoder: Annotated[
+        str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
+    ] = "all-MiniLM-L6-v2",
+    as_json: JsonOption = False,
+) -> None:
+    """Train a model kind on movie files and save it with its metadata, atomically.
+
+    Example: tgplus train --data data/movies_metadata.csv --model accurate --out data/accurate
+    """
+    from tgplus.data import SplitSettings
+    from tgplus.models import model_class
+    from tgplus.training import default_data_files
+    from tgplus.training import train as train_model
+
+    model_class(model)  # an unknown kind fails before any data is read
+    files = data or default_data_files()
+    if not files:
+        raise TgplusError(
+            "no training data: pass --data FILE, or run `tgplus data fetch` to download it to data/"
+        )
+    destination = _model_path(out_path)
+    result = train_model(
+        files,
+        kind=model,
+        out=destination,
+        source_format=source_format,
+        languages=parse_languages(language),
+        split=SplitSettings(test_share=test_share, validation_share=validation_share),
+        encoder=encoder,
+        progress=not as_json,
+    )
+    if as_json:
+        print_json(
+            {
+                "path": str(destination),
+                "kind": model,
+                "seconds": round(result.seconds, 2),
+                "rows": result.predictor.metadata["rows"],
+                "metrics": result.metrics,
+            }
+        )
+        return
+    rows = result.predictor.metadata["rows"]
+    out.print(
+        f"trained {model} on {rows['train']:,} movies ({rows['validation']:,} validation, "
+        f"{rows['test']:,} test) in {result.seconds:.1f} s -> {destination}",
+        highlight=False,
+    )
+    if result.metrics.get("movies"):
+        out.print(f"test: {_metric_line(result.metrics)}", highlight=False)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: ModelPathOption = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            metavar="FILE",
+            help="File to evaluate on (repeatable); default: the training files.",
+        ),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="`test`: only the test side of the stable split; `all`: every row.")
+    ] = "all",
+    source_format: FormatOption = SourceFormat.AUTO,
+    as_json: JsonOption = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.md and PNG plots into this directory.")
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(help="Baseline kinds to train on the same split, e.g. majority,seed-knn."),
+    ] = None,
+) -> None:
+    """Measure a model: hit@1, precision@3, F1, Jaccard, per-genre figures, optional baselines.
+
+    Example: tgplus evaluate --model data/model --data data/movies_metadata.csv --split test
+    """
+    from tgplus.evaluation import (
+        SplitChoice,
+        compare_baselines,
+        comparison_rows,
+        languages_of,
+        overlap_note,
+        select_movies,
+        split_settings_of,
+        training_files,
+        write_report,
+    )
+    from tgplus.evaluation import (
+        evaluate as evaluate_model,
+    )
+    from tgplus.models import load_predictor, model_class
+
+    if split not in ("all", "test"):
+        raise TgplusError(f"--split {split!r} is not one of: all, test")
+    baselines = [kind.strip() for kind in (compare or "").split(",") if kind.strip()]
+    for kind in baselines:
+        model_class(kind)
+    path = _model_path(model)
+    predictor = load_predictor(path)
+    files = data or training_files(predictor)
+    if not files:
+        raise TgplusError("no data to evaluate on: pass --data FILE")
+    settings = split_settings_of(predictor)
+    chosen: SplitChoice = "test" if split == "test" else "all"
+    movies = select_movies(
+        files, chosen, settings, source_format=source_format, languages=languages_of(predictor)
+    )
+    evaluations = [evaluate_model(predictor, movies)]
+    warning = overlap_note(predictor, files, chosen)
+    if warning:
+        evaluations[0].notes.append(warning)
+    evaluations += compare_baselines(predictor, baselines, movies, progress=not as_json)
+    context = [
+        f"model: {path} ({predictor.kind}, trained {predictor.metadata.get('trained_at', '?')})",
+        f"data: {', '.join(str(f) for f in files)}; split: {split} "
+        f"(test share {settings.test_share}); {len(movies):,} movies",
+    ]
+    if report is not None:
+        write_report(evaluations, report, title="tgplus evaluation", context=context)
+    if as_json:
+        main = evaluations[0].to_dict()
+        main["split"] = split
+        main["data"] = [str(f) for f in files]
+        main["compare"] = [e.to_dict() for e in evaluations[1:]]
+        print_json(main)
+        return
+    for line in context:
+        out.print(line, highlight=False)
+    table = Table(title="Evaluation", title_justify="left")
+    table.add_column("model")
+    headline = ("hit_at_1", "precision_at_3", "micro_f1", "macro_f1", "samples_f1", "jaccard")
+    for name in headline:
+        table.add_column(name.replace("_at_", "@"), justify="right")
+    table.add_column("train s", justify="right")
+    for row in comparison_rows(evaluations):
+        table.add_row(
+            row["kind"],
+            *[f"{row[m]:.3f}" for m in headline],
+            f"{row['training_seconds']:.1f}" if row["training_seconds"] else "-",
+        )
+    out.print(table)
+    for note in evaluations[0].notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+    if report is not None:
+        out.print(f"report: {report / 'report.md'}", highlight=False)
+
+
+@app.command()
+@user_errors
+def predict(
+    descriptions: Annotated[
+        list[str] | None, typer.Argument(help="Movie descriptions to tag.")
+    ] = None,
+    title: Annotated[str, typer.Option(help="Title of the movie (single description).")] = "",
+    model: ModelPathOption = None,
+    top_k: Annotated[int, typer.Option(min=1, max=50, help="How many top genres to show.")] = 3,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="Score every movie of this file (CSV or JSONL).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="With --input: write .csv or .jsonl here (default stdout).")
+    ] = None,
+    source_format: FormatOption = SourceFormat.AUTO,
+    language: Annotated[
+        str, typer.Option("--language", help="With --input: languages to score (default all).")
+    ] = "all",
+    as_json: JsonOption = False,
+) -> None:
+    """Tag descriptions with genres, or score a whole catalogue file in batch.
+
+    Examples: tgplus predict "A mob boss's son takes over the family business."
+              tgplus predict --input catalogue.csv --output genres.csv
+    """
+    from tgplus.models import load_predictor
+
+    if input_file is None and not descriptions:
+        raise TgplusError("nothing to predict: give a description, or --input FILE")
+    predictor = load_predictor(_model_path(model))
+    if input_file is not None:
+        from tgplus.scoring import score_file
+
+        report = score_file(
+            predictor,
+            input_file,
+            output,
+            source_format=source_format,
+            languages=parse_languages(language),
+            top_k=top_k,
+        )
+        err.print(report.describe(), markup=False, highlight=False)
+        return
+    assert descriptions is not None
+    titles = [title] * len(descriptions) if title else None
+    predictions = predictor.predict(descriptions, titles, top_k=top_k)
+    if as_json:
+        print_json([_prediction_dict(p) for p in predictions])
+        return
+    for description, prediction in zip(descriptions, predictions, strict=True):
+        top = ", ".join(f"{s.genre} {s.score:.2f}" for s in prediction.top)
+        short = description if len(description) <= 60 else description[:57] + "..."
+        out.print(
+            f"{prediction.genre:<16} [{', '.join(prediction.genres)}]  top: {top}  <- {short}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _prediction_dict(prediction: Any) -> dict[str, Any]:
+    return {
+        "genre": prediction.genre,
+        "genres": list(prediction.genres),
+        "top": [{"genre": s.genre, "score": round(s.score, 4)} for s in prediction.top],
+    }
+
+
+@app.command()
+@user_errors
+def serve(
+    model: ModelPathOption = None,
+    host: Annotated[str | None, typer.Option(help="Address [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1].")] = None,
+) -> None:
+    """Serve the model over HTTP: JSON API, web page at /, docs at /docs.
+
+    Example: tgplus serve --model data/model --port 8000
+    """
+    import os
+
+    import uvicorn
+
+    from tgplus.config import Settings
+
+    overrides = {"model_path": model, "host": host, "port": port, "workers": workers}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"TGPLUS_{name.upper()}"] = str(value)
+    settings = Settings()
+    uvicorn.run(
+        "tgplus.api:app",
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,  # the app logs one structured line per request itself
+    )

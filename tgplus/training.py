@@ -1,0 +1,210 @@
+"""Fit a model kind on movie files, tune its thresholds, measure it, save it.
+
+    python tgplus/training.py [FILE ...]      # the original demo's way; see --help
+
+The split is the data layer's stable split: the test side is never seen,
+and the validation side is used only to tune per-genre thresholds.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:
+    # Run as a script: import the tgplus package, not the modules beside this file.
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata as package_metadata
+from typing import Any
+
+from tgplus.data import (
+    Movie,
+    MovieTable,
+    SourceFormat,
+    SplitSettings,
+    genre_counts,
+    load_movies,
+    require_movies,
+    split_by_key,
+)
+from tgplus.errors import ModelError
+from tgplus.files import sha256_file
+from tgplus.metrics import decide, genre_metrics, label_matrix, tune_thresholds
+from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
+from tgplus.models.embeddings import DEFAULT_ENCODER
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPLIT = SplitSettings(test_share=0.1, validation_share=0.1)
+
+
+@dataclass
+class TrainingResult:
+    predictor: Predictor
+    metrics: dict[str, Any]
+    seconds: float
+    path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def make_model(kind: str, *, encoder: str = DEFAULT_ENCODER, progress: bool = False) -> GenreModel:
+    """An unfitted model of `kind` with its default settings."""
+    cls = model_class(kind)
+    if cls.needs_embeddings:
+        return cls(encoder=encoder, progress=progress)  # type: ignore[call-arg]
+    return cls()
+
+
+def library_versions(kind: str) -> dict[str, str]:
+    names = ["tgplus", "numpy", "scipy", "scikit-learn"]
+    if model_class(kind).needs_embeddings:
+        names += ["torch", "sentence-transformers", "transformers"]
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = package_metadata.version(name)
+        except package_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def training_genres(movies: Sequence[Movie]) -> tuple[str, ...]:
+    """The genres a model learns: every genre of the training movies, sorted."""
+    genres = tuple(sorted(genre_counts(movies)))
+    if len(genres) < 2:
+        only = genres[0] if genres else "none"
+        raise ModelError(
+            f"the training movies have {len(genres)} genre ({only}); a classifier needs at "
+            "least two; add movies of other genres"
+        )
+    return genres
+
+
+def fit_predictor(
+    model: GenreModel, train: Sequence[Movie], validation: Sequence[Movie]
+) -> Predictor:
+    """Fit `model` on `train`; tune thresholds on `validation` (0.5 where it cannot)."""
+    genres = training_genres(train)
+    model.fit([movie.text for movie in train], label_matrix(train, genres), genres)
+    predictor = Predictor(model, [0.5] * len(genres))
+    if validation:
+        scores = predictor.model.predict_proba([movie.text for movie in validation])
+        predictor.thresholds = tune_thresholds(scores, label_matrix(validation, genres))
+    return predictor
+
+
+def held_out_metrics(predictor: Predictor, movies: Sequence[Movie]) -> dict[str, Any]:
+    """Metrics on movies the model never saw (genres it does not know count as misses)."""
+    if not movies:
+        return {"movies": 0}
+    genres = list(predictor.genres)
+    genres += sorted(set(genre_counts(movies)) - set(genres))
+    known = len(predictor.genres)
+    scores = predictor.model.predict_proba([movie.text for movie in movies])
+    padded = _pad(scores, len(genres) - known)
+    decided = _pad(decide(scores, predictor.thresholds), len(genres) - known)
+    return genre_metrics(padded, decided, label_matrix(movies, genres), genres)
+
+
+def _pad(array: Any, columns: int) -> Any:
+    import numpy as np
+
+    if columns == 0:
+        return array
+    return np.hstack([array, np.zeros((len(array), columns), dtype=array.dtype)])
+
+
+def _data_record(table: MovieTable) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": file.path,
+            "sha256": sha256_file(Path(file.path)),
+            "format": file.format,
+            "rows_read": file.rows_read,
+            "rows_kept": file.rows_kept,
+            "rows_skipped": dict(file.skipped),
+        }
+        for file in table.report.files
+    ]
+
+
+def train(
+    files: Sequence[Path],
+    *,
+    kind: str = DEFAULT_KIND,
+    out: Path | None = None,
+    source_format: SourceFormat = SourceFormat.AUTO,
+    languages: frozenset[str] | None = frozenset({"en"}),
+    split: SplitSettings = DEFAULT_SPLIT,
+    encoder: str = DEFAULT_ENCODER,
+    progress: bool = False,
+    model: GenreModel | None = None,
+) -> TrainingResult:
+    """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`."""
+    model = model or make_model(kind, encoder=encoder, progress=progress)
+    started = time.perf_counter()
+    table = load_movies(files, source_format=source_format, languages=languages)
+    movies = require_movies(table, "train on")
+    parts = split_by_key(movies, split)
+    if not parts.train:
+        raise ModelError(
+            f"all {len(movies)} movies fell outside the train side; lower --test-share"
+        )
+    log.info(
+        "training %s on %d movies (%d validation, %d test held out)",
+        model.kind,
+        len(parts.train),
+        len(parts.validation),
+        len(parts.test),
+    )
+    predictor = fit_predictor(model, parts.train, parts.validation)
+    seconds = time.perf_counter() - started
+    metrics = held_out_metrics(predictor, parts.test)
+    report = table.report
+    predictor.metadata = {
+        "kind": model.kind,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "training_seconds": round(seconds, 2),
+        "hyperparameters": model.describe(),
+        "data": _data_record(table),
+        "rows": {
+            "read": report.rows_read,
+            "kept": report.rows_kept,
+            "skipped": dict(report.skipped),
+            "train": len(parts.train),
+            "validation": len(parts.validation),
+            "test": len(parts.test),
+        },
+        "language_filter": sorted(languages) if languages is not None else "all",
+        "split": split.to_dict(),
+        "thresholds_tuned_on": "validation" if parts.validation else "none (0.5 everywhere)",
+        "metrics": {"test": metrics},
+        "versions": library_versions(model.kind),
+    }
+    if out is not None:
+        save_predictor(predictor, out)
+    return TrainingResult(predictor, metrics, seconds, out)
+
+
+def default_data_files(data_dir: Path = Path("data")) -> list[Path]:
+    """Every CSV or JSON Lines file directly in `data_dir` (where `tgplus data fetch` writes)."""
+    found = sorted(
+        path
+        for pattern in ("*.csv", "*.jsonl")
+        for path in data_dir.glob(pattern)
+        if path.is_file()
+    )
+    return found
+
+
+if __name__ == "__main__":
+    from tgplus.cli import app
+
+    sys.exit(app(["train", *sys.argv[1:]], standalone_mode=True))
