@@ -1,0 +1,108 @@
+"""The web page, driven in a real headless Chromium (Debian's `chromium` package)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tests.fixtures import CRIME
+from tgplus.api import create_app
+from tgplus.config import Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("TGPLUS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Without these, Chromium keeps trying to reach Google's services, which a closed network refuses.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(fast_model: Path) -> Iterator[str]:
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(Settings(model_path=fast_model)),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("TGPLUS_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def test_type_press_and_see_the_bars(server: str, browser: object) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.goto(server)
+    expect(page.get_by_text("model: fast")).to_be_visible()
+    page.get_by_label("Description").fill(CRIME)
+    page.get_by_role("button", name="Predict genres").click()
+    bars = page.locator("#bars li")
+    expect(bars.first).to_be_visible()
+    assert bars.count() == 20
+    expect(page.locator("#genres")).to_contain_text("Crime")
+    first_meter = bars.first.get_by_role("meter")
+    assert int(first_meter.get_attribute("aria-valuenow") or "0") > 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    page.close()
+
+
+def test_an_empty_description_shows_a_message(server: str, browser: object) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    page = browser.new_page()
+    page.goto(server)
+    page.get_by_role("button", name="Predict genres").click()
+    expect(page.get_by_role("alert")).to_have_text("Type a description first.")
+    page.get_by_label("Description").fill("x" * 6000)
+    page.get_by_role("button", name="Predict genres").click()
+    expect(page.get_by_role("alert")).to_contain_text("more than the limit")
+    page.close()
