@@ -1,0 +1,90 @@
+# tgplus: `make help` lists the targets.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := constraints.txt
+
+# Training data: the team's shared files when this checkout sits beside them,
+# otherwise The Movies Dataset downloaded into data/ (needs Kaggle credentials).
+# Override with your own: make serve DATA="my_movies.csv"
+SHARED ?= ../shared/data
+SHARED_FILES := $(wildcard $(SHARED)/tmdb-top10k/top10K-TMDB-movies.csv $(SHARED)/the-movies-dataset/movies_metadata.csv)
+DATA ?= $(if $(SHARED_FILES),$(SHARED_FILES),data/movies_metadata.csv)
+MODEL ?= data/model
+KIND ?= fast
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+RUNTIME_STAMP := $(VENV)/.tgplus-runtime
+DEV_STAMP := $(VENV)/.tgplus-dev
+
+.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(RUNTIME_STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings]'
+	touch $@
+
+dev: $(DEV_STAMP) ## Create .venv and install tgplus with dev tools and embeddings
+	@echo "ready: source $(VENV)/bin/activate"
+
+lint: $(DEV_STAMP) ## Lint with ruff
+	$(BIN)/ruff check .
+
+format: $(DEV_STAMP) ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+format-check: $(DEV_STAMP) ## Check formatting without changing files
+	$(BIN)/ruff format --check .
+
+types: $(DEV_STAMP) ## Type-check with mypy (strict)
+	$(BIN)/mypy
+
+test: $(DEV_STAMP) ## Run the tests
+	$(BIN)/pytest
+
+checks: lint format-check types test ## Lint, format check, types and tests (what CI runs)
+
+data/movies_metadata.csv: | $(RUNTIME_STAMP)
+	$(BIN)/tgplus data fetch --dest data
+
+data: $(DATA) ## Get the training data (Kaggle download unless DATA points at files)
+
+$(MODEL)/metadata.json: | $(RUNTIME_STAMP) $(DATA)
+	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --model $(KIND) --out $(MODEL)
+
+train: $(RUNTIME_STAMP) $(DATA) ## Train a model (KIND=fast|accurate|seed-knn|majority, MODEL=dir)
+	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --model $(KIND) --out $(MODEL)
+
+evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside the majority baseline
+	$(BIN)/tgplus evaluate --model $(MODEL) --split test --compare majority --report reports/$(notdir $(MODEL))
+
+serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and serve on HOST:PORT
+	$(BIN)/tgplus serve --model $(MODEL) --host $(HOST) --port $(PORT)
+
+bench: $(DEV_STAMP) ## Train and measure every model kind, then the HTTP service
+	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
+
+clean: ## Remove caches and build files (keeps .venv, data/ and models)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+lock: $(RUNTIME_STAMP) ## Re-pin constraints.txt from pyproject.toml (needs network to PyPI)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra embeddings --universal \
+		--python-version 3.10 --no-header --no-annotate -o $(CONSTRAINTS)
+	sed -i '1i # Pinned versions of every dependency (all extras), for Python 3.10+ on any platform.\n# Regenerate with `make lock` after changing pyproject.toml.' $(CONSTRAINTS)
