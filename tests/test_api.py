@@ -234,8 +234,13 @@ def test_fuzz_from_the_openapi_schema(client: TestClient) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
+        # derandomize: the same examples every run, so CI cannot flake on a lucky draw.
         @settings(
-            max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None
+            max_examples=50,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=True,
         )
         def check(case: Any) -> None:
             case.call_and_validate()

@@ -74,7 +74,7 @@ def test_data_summary_table(top10k: Path) -> None:
     code, stdout, _ = run("data", "summary", top10k)
     assert code == 0
     assert "Movies per genre" in stdout
-    assert "Skipped rows by reason" in stdout
+    assert "skipped: language" in stdout
 
 
 @pytest.mark.parametrize(

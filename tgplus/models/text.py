@@ -10,6 +10,7 @@ checks that both transforms agree.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -63,14 +64,17 @@ def terms(text: str, settings: TfidfSettings) -> list[str]:
     if settings.analyzer == "word":
         for n in range(low, high + 1):
             if n == 1:
-                found.extend(words)
+                found += words
+            elif n == 2:
+                # the common case, written out because it is the hot path of serving
+                found += [a + " " + b for a, b in itertools.pairwise(words)]
             else:
-                found.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+                found += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
         return found
     for word in words:
         padded = f" {word} "
         for n in range(low, high + 1):
-            found.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+            found += [padded[i : i + n] for i in range(len(padded) - n + 1)]
     return found
 
 
@@ -114,19 +118,17 @@ class TfidfBlock:
         return len(self.terms_)
 
     def transform_one(self, text: str) -> tuple[IndexArray, FloatArray]:
-        """Column indices and l2-normalised tf-idf weights of one text."""
-        vocabulary = self.vocabulary_
+        """Column indices and l2-normalised tf-idf weights of one text (indices unsorted)."""
         counts = Counter(
-            index
-            for term in terms(text, self.settings)
-            if (index := vocabulary.get(term)) is not None
+            i for i in map(self.vocabulary_.get, terms(text, self.settings)) if i is not None
         )
         if not counts:
             return np.empty(0, np.int32), np.empty(0, np.float32)
         indices = np.fromiter(counts.keys(), dtype=np.int32, count=len(counts))
         weights = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         if self.settings.sublinear_tf:
-            weights = np.log(weights, dtype=np.float32) + np.float32(1.0)
+            np.log(weights, out=weights)
+            weights += np.float32(1.0)
         weights *= self.idf_[indices]
         weights /= np.float32(np.sqrt(weights @ weights))
         return indices, weights

@@ -1,0 +1,76 @@
+"""The embedding kinds (`accurate`, `seed-knn`) and the embedding cache, on small data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures import CRIME, HORROR, SPACE
+from tgplus.models import load_predictor
+from tgplus.models.embeddings import CACHE_MIN_TEXTS, EmbeddingCache, Encoder
+from tgplus.training import train
+
+pytestmark = pytest.mark.embeddings
+pytest.importorskip("sentence_transformers", reason="needs the [embeddings] extra")
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder()
+
+
+def test_encoder_gives_unit_vectors_that_group_meaning(encoder: Encoder) -> None:
+    vectors = encoder.encode([CRIME, "Police chase a gang of thieves after a bank job.", SPACE])
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_cache_reuses_vectors_and_survives_a_new_encoder(tmp_path: Path) -> None:
+    texts = [
+        f"Movie number {i}: a {['heist', 'ghost', 'romance'][i % 3]} story." for i in range(70)
+    ]
+    assert len(texts) >= CACHE_MIN_TEXTS
+    first = Encoder(cache_dir=tmp_path)
+    vectors = first.encode(texts)
+    shards = list(tmp_path.rglob("shard-*.npz"))
+    assert len(shards) == 1
+
+    second = Encoder(cache_dir=tmp_path)
+    second._encode = None  # type: ignore[assignment,method-assign]  # would fail if called
+    np.testing.assert_array_equal(second.encode(texts), vectors)
+    assert list(tmp_path.rglob("shard-*.npz")) == shards
+
+
+def test_cache_keys_are_text_hashes(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    keys = [EmbeddingCache.key("a"), EmbeddingCache.key("b")]
+    cache.put(keys, np.eye(2, dtype=np.float32))
+    again = EmbeddingCache(tmp_path)
+    found = again.get([keys[1], EmbeddingCache.key("c")])
+    assert found[1] is None
+    assert found[0] is not None
+    np.testing.assert_array_equal(found[0], [0.0, 1.0])
+
+
+def test_an_unloadable_encoder_is_a_clear_model_error() -> None:
+    from tgplus.errors import ModelError
+
+    with pytest.raises(ModelError, match="could not load encoder"):
+        Encoder("/nonexistent/encoder", use_cache=False).encode(["a"])
+
+
+@pytest.mark.parametrize("kind", ["accurate", "seed-knn"])
+def test_embedding_kinds_train_save_load_and_predict(
+    kind: str, small_data: Path, tmp_path: Path
+) -> None:
+    result = train([small_data], kind=kind, out=tmp_path / kind)
+    loaded = load_predictor(tmp_path / kind)
+    assert loaded.kind == kind
+    assert loaded.metadata["versions"]["torch"] != "not installed"
+    batch = loaded.scores([CRIME, HORROR])
+    np.testing.assert_allclose(batch, result.predictor.scores([CRIME, HORROR]), atol=1e-5)
+    np.testing.assert_allclose(loaded.model.predict_proba_one(CRIME), batch[0], atol=1e-5)
+    assert loaded.predict_one(HORROR).genre in loaded.genres
