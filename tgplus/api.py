@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -74,20 +74,11 @@ class PredictionOut(BaseModel):
     genres: list[str] = Field(description="Genres at or above their threshold (at least one).")
     top: list[GenreScoreOut] = Field(description="The top-k genres, best first.")
 
-    @classmethod
-    def of(cls, prediction: Prediction) -> PredictionOut:
-        return cls(
-            genre=prediction.genre,
-            genres=list(prediction.genres),
-            top=[GenreScoreOut(genre=s.genre, score=round(s.score, 6)) for s in prediction.top],
-        )
 
-
-# JSON Schema for "contains a non-blank character": documented for clients and fuzzers,
-# while the validator below gives the friendlier message.
+# JSON Schema for "not blank": any character Python's str.strip() keeps, spelled
+# out so that JSON Schema tools (whatever their regex flavour) agree with the
+# server; the validators below give the friendlier message.
 NOT_BLANK: dict[str, Any] = {
-    # Any character Python's str.strip() keeps, spelled out so that JSON Schema
-    # tools (whatever their regex flavour) agree with the server on "blank".
     "minLength": 1,
     "pattern": r"[^\s\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
 }
@@ -127,6 +118,20 @@ class BatchRequest(BaseModel):
 
 class BatchResponse(BaseModel):
     predictions: list[PredictionOut]
+
+
+def prediction_body(prediction: Prediction) -> dict[str, Any]:
+    """A Prediction as the JSON `PredictionOut` documents.
+
+    Built by hand and returned as a JSONResponse: letting FastAPI validate and
+    serialise the pydantic model costs more than the prediction itself.
+    The fuzz test checks every answer against the documented schema.
+    """
+    return {
+        "genre": prediction.genre,
+        "genres": list(prediction.genres),
+        "top": [{"genre": s.genre, "score": round(s.score, 6)} for s in prediction.top],
+    }
 
 
 class ErrorOut(BaseModel):
@@ -218,16 +223,6 @@ def _load(state: ServiceState) -> None:
     )
 
 
-async def _service(request: Request) -> ServiceState:
-    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread,
-    # which costs more than the whole prediction.
-    state: ServiceState = request.app.state.service
-    return state
-
-
-Service = Annotated[ServiceState, Depends(_service)]
-
-
 def _configure_logging(level: str) -> None:
     """Send tgplus's JSON lines to stderr unless the host application set up logging."""
     logger = logging.getLogger("tgplus")
@@ -311,7 +306,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state: ServiceState = app.state.service
         if settings is None:
             state.settings = Settings()
         _configure_logging(state.settings.log_level)
@@ -326,7 +320,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     metrics = Metrics()
-    app.state.service = ServiceState(settings or Settings.model_construct(), metrics)
+    # One state object per app, captured by the routes below (a closure is cheaper
+    # per request than a FastAPI dependency). The lifespan fills it in.
+    state = ServiceState(settings or Settings.model_construct(), metrics)
+    app.state.service = state
     app.add_middleware(RequestLog, metrics=metrics)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
@@ -354,7 +351,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def model_error(request: Request, error: ModelError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503)
 
-    async def run(state: ServiceState, texts: int, work: Callable[[], T]) -> T:
+    async def run(texts: int, work: Callable[[], T]) -> T:
         """Run `work` inline when it is tiny, else in a worker thread (the loop stays free)."""
         predictor = state.require_predictor()
         if texts <= _INLINE_MAX_TEXTS and not predictor.model.needs_embeddings:
@@ -362,16 +359,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await anyio.to_thread.run_sync(work, limiter=state.limiter)
 
     def predict_one(
-        state: ServiceState, request: Request, description: str, title: str, top_k: int
-    ) -> Awaitable[PredictionOut]:
+        request: Request, description: str, title: str, top_k: int
+    ) -> Awaitable[JSONResponse]:
         request.state.description_chars = len(description)
         check_description(description, state.settings.max_description_chars)
         state.metrics.predictions.inc()
         predictor = state.require_predictor()
         return run(
-            state,
             1,
-            lambda: PredictionOut.of(predictor.predict_one(description, title, top_k=top_k)),
+            lambda: JSONResponse(
+                prediction_body(predictor.predict_one(description, title, top_k=top_k))
+            ),
         )
 
     not_loaded: dict[int | str, dict[str, Any]] = {
@@ -399,7 +397,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}}
     )
-    async def ready(state: Service) -> Health | JSONResponse:
+    async def ready() -> Health | JSONResponse:
         """Ready to predict: the model is loaded."""
         if state.predictor is None:
             body = Health(status="not ready", detail=state.load_error or "starting")
@@ -407,7 +405,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Health(status="ready", model=state.predictor.kind)
 
     @app.get("/model", response_model=ModelOut, tags=["model"], responses=not_loaded)
-    async def model_info(state: Service) -> ModelOut:
+    async def model_info() -> ModelOut:
         """The loaded model's metadata: kind, genres, thresholds, metrics, training data."""
         predictor = state.require_predictor()
         meta = predictor.metadata
@@ -427,28 +425,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])
-    async def prometheus(state: Service) -> Response:
+    async def prometheus() -> Response:
         """Prometheus metrics: requests, latency, predictions, model state."""
         return PlainTextResponse(generate_latest(state.metrics.registry), media_type=METRICS_TYPE)
 
     @app.get("/predict", response_model=PredictionOut, tags=["predict"], responses=errors)
     async def predict_get(
-        state: Service,
         request: Request,
         description: Annotated[
             str, Query(description="The movie's plot.", json_schema_extra=NOT_BLANK)
         ],
         title: Annotated[str, Query(description="The movie's title, if known.")] = "",
         top_k: Annotated[int, Query(ge=1, le=20)] = 3,
-    ) -> PredictionOut:
+    ) -> JSONResponse:
         """Tag one description (query string)."""
         _strict_unquote(request.scope.get("query_string", b""), "the query string")
-        return await predict_one(state, request, description, title, top_k)
+        return await predict_one(request, description, title, top_k)
 
     @app.post("/predict", response_model=PredictionOut, tags=["predict"], responses=errors)
-    async def predict_post(state: Service, request: Request, body: PredictRequest) -> PredictionOut:
+    async def predict_post(request: Request, body: PredictRequest) -> JSONResponse:
         """Tag one description (JSON body)."""
-        return await predict_one(state, request, body.description, body.title, body.top_k)
+        return await predict_one(request, body.description, body.title, body.top_k)
 
     @app.post(
         "/predict/batch",
@@ -456,7 +453,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["predict"],
         responses={**errors, 413: {"model": ErrorOut, "description": "Too many items."}},
     )
-    async def predict_batch(state: Service, request: Request, body: BatchRequest) -> BatchResponse:
+    async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
         """Tag many descriptions at once, answered in the same order."""
         limit = state.settings.max_batch_size
         if len(body.descriptions) > limit:
@@ -471,21 +468,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictor = state.require_predictor()
         state.metrics.predictions.inc(len(items))
         predictions = await run(
-            state,
             len(items),
             lambda: predictor.predict(
                 [i.description for i in items], [i.title for i in items], top_k=body.top_k
             ),
         )
-        return BatchResponse(predictions=[PredictionOut.of(p) for p in predictions])
+        return JSONResponse({"predictions": [prediction_body(p) for p in predictions]})
 
     @app.get(
         "/{description:path}", response_model=PredictionOut, tags=["predict"], responses=errors
     )
-    async def predict_path(state: Service, request: Request, description: str) -> PredictionOut:
+    async def predict_path(request: Request, description: str) -> JSONResponse:
         """The original demo's call: `GET /<url-encoded description>` -> `{"genre": ...}`."""
         _strict_unquote(request.scope.get("raw_path", b""), "the path")
-        return await predict_one(state, request, description, "", 3)
+        return await predict_one(request, description, "", 3)
 
     return app
 

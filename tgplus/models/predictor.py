@@ -104,13 +104,16 @@ class Predictor:
         return self._prediction(self.model.predict_proba_one(text), top_k)
 
     def _prediction(self, row: npt.NDArray[np.float32], top_k: int) -> Prediction:
-        order = np.argsort(-row, kind="stable")
+        # Plain lists from here on: per-element numpy indexing would cost more
+        # than the model itself on the single-description path.
+        order: list[int] = np.argsort(-row, kind="stable").tolist()
+        passed: list[bool] = (row >= self.thresholds).tolist()
+        values: list[float] = row.tolist()
         genres = self.genres
-        above = [genres[i] for i in order if row[i] >= self.thresholds[i]]
-        values = row.tolist()
+        above = tuple(genres[i] for i in order if passed[i])
         return Prediction(
             genre=genres[order[0]],
-            genres=tuple(above) if above else (genres[order[0]],),
+            genres=above or (genres[order[0]],),
             top=tuple(GenreScore(genres[i], values[i]) for i in order[: max(top_k, 1)]),
             scores=dict(zip(genres, values, strict=True)),
         )
