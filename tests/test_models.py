@@ -18,13 +18,8 @@ from tgplus.models.majority import MajorityModel
 from tgplus.models.text import TfidfBlock, TfidfSettings, terms
 
 TEXTS = [
-    CRIME,
-    HORROR,
-    COMEDY,
-    SPACE,
-    CRIME + " " + SPACE,
-    "Gags and ghosts.",
-    "A détective story.",
+    *(CRIME, HORROR, COMEDY, SPACE, CRIME + " " + SPACE, "Gags and ghosts.", "A détective story."),
+    "\x01",  # no word and no word piece at all
 ]
 
 
@@ -40,6 +35,7 @@ def fast(fast_model: Path) -> Predictor:
     "settings",
     [
         TfidfSettings(analyzer="word", ngram_min=1, ngram_max=2, min_df=1),
+        TfidfSettings(analyzer="word", ngram_min=1, ngram_max=3, min_df=1, stop_words="english"),
         TfidfSettings(analyzer="char_wb", ngram_min=2, ngram_max=4, min_df=1, sublinear_tf=False),
     ],
 )
@@ -47,8 +43,9 @@ def test_our_transform_matches_scikit_learn(settings: TfidfSettings) -> None:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     block = TfidfBlock(settings=settings).fit(TEXTS)
+    stop_words = settings.resolved_stop_words()
     reference = TfidfVectorizer(
-        analyzer=lambda text: terms(text, settings),
+        analyzer=lambda text: terms(text, settings, stop_words),
         min_df=settings.min_df,
         sublinear_tf=settings.sublinear_tf,
         dtype=np.float32,
@@ -67,6 +64,23 @@ def test_word_terms_are_lowercase_unigrams_and_bigrams() -> None:
         "the cat",
         "cat sat",
     ]
+    # Stop words go before n-grams are formed, as in scikit-learn.
+    words = terms("The Cat sat on the mat", TfidfSettings(), frozenset({"the", "on"}))
+    assert words == ["cat", "sat", "mat", "cat sat", "sat mat"]
+
+
+def test_complement_nb_head_equals_scikit_learn() -> None:
+    from sklearn.naive_bayes import ComplementNB
+
+    from tgplus.models.linear import complement_nb_head, sigmoid
+
+    features = TfidfBlock(settings=TfidfSettings(min_df=1)).fit(TEXTS).transform(TEXTS)
+    labels = np.array([[1, 0], [0, 1], [0, 0], [1, 1], [1, 0], [0, 1], [1, 0], [0, 0]], dtype=bool)
+    ours = sigmoid(complement_nb_head(features, labels, alpha=0.1).decision(features))
+    for genre in range(2):
+        reference = ComplementNB(alpha=0.1).fit(features, labels[:, genre])
+        expected = reference.predict_proba(features)[:, 1]
+        np.testing.assert_allclose(ours[:, genre], expected, atol=1e-5)
 
 
 # -- the fast model ----------------------------------------------------------------------------
@@ -274,6 +288,17 @@ def test_fast_model_has_no_torch_or_sklearn_at_prediction(fast_model: Path) -> N
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_fast_model_without_encoder_files_uses_two_scorers(small_data: Path) -> None:
+    from tgplus.training import train
+
+    model = FastModel(encoder="/nonexistent/encoder")
+    result = train([small_data], model=model)
+    assert result.predictor.model.scorers_.static_ is None  # type: ignore[attr-defined]
+    assert "not used" in result.predictor.metadata["hyperparameters"]["static_embeddings"]
+    scores = result.predictor.scores(TEXTS)
+    assert ((scores >= 0) & (scores <= 1)).all()
 
 
 def test_fast_model_class_follows_estimator_conventions() -> None:

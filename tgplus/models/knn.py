@@ -1,7 +1,8 @@
-"""The `seed-knn` baseline: the original demo's model, kept to show the gain.
+"""Nearest neighbours on sentence embeddings: the `seed-knn` baseline, and a part of `accurate`.
 
-all-MiniLM-L6-v2 embeddings and the 5 nearest training movies by cosine
-similarity; a genre's score is the share of those neighbours that have it.
+`seed-knn` is the original demo's model: all-MiniLM-L6-v2 embeddings and the 5
+nearest training movies by cosine similarity; a genre's score is the share of
+those neighbours that have it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,37 @@ import numpy as np
 
 from tgplus.errors import ModelError
 from tgplus.models.base import GenreModel, Labels, ModelState, Scores
-from tgplus.models.embeddings import DEFAULT_ENCODER, Encoder
+from tgplus.models.embeddings import DEFAULT_ENCODER, Encoder, Vectors
+
+_CHUNK = 512  # queries per similarity block: bounded memory for big batches
+
+
+def neighbour_scores(
+    queries: Vectors, vectors: Vectors, labels: Labels, k: int, power: float = 0.0
+) -> Scores:
+    """Per genre, the share of the k most similar training vectors that have it.
+
+    Neighbours are weighted by similarity ** power (0: all count the same).
+    """
+    k = min(k, len(vectors))
+    scores = np.empty((len(queries), labels.shape[1]), np.float32)
+    for start in range(0, len(queries), _CHUNK):
+        similarity = queries[start : start + _CHUNK] @ vectors.T
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        if power == 0.0:
+            scores[start : start + _CHUNK] = labels[nearest].mean(axis=1)
+            continue
+        weight = np.clip(np.take_along_axis(similarity, nearest, axis=1), 0.0, None) ** power
+        weight /= np.maximum(weight.sum(axis=1, keepdims=True), 1e-12)
+        scores[start : start + _CHUNK] = np.einsum("qk,qkg->qg", weight, labels[nearest])
+    return scores
+
+
+def load_neighbours(state: ModelState, genres: int) -> tuple[Vectors, Labels]:
+    vectors, labels = state.array("vectors"), state.array("labels")
+    if vectors.ndim != 2 or labels.shape != (len(vectors), genres):
+        raise ModelError("the model's neighbours do not match its genres; retrain it")
+    return vectors.astype(np.float32), labels.astype(bool)
 
 
 class SeedKnnModel(GenreModel):
@@ -37,14 +68,7 @@ class SeedKnnModel(GenreModel):
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> Scores:
-        vectors = self.encoder_.encode(texts)
-        k = min(self.k, len(self.vectors_))
-        scores = np.empty((len(texts), len(self.genres_)), np.float32)
-        for start in range(0, len(texts), 512):  # bounded memory for big batches
-            similarity = vectors[start : start + 512] @ self.vectors_.T
-            nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-            scores[start : start + 512] = self.labels_[nearest].mean(axis=1)
-        return scores
+        return neighbour_scores(self.encoder_.encode(texts), self.vectors_, self.labels_, self.k)
 
     def get_state(self) -> ModelState:
         return ModelState(
@@ -54,14 +78,10 @@ class SeedKnnModel(GenreModel):
 
     @classmethod
     def from_state(cls, state: ModelState, genres: Sequence[str]) -> SeedKnnModel:
-        vectors, labels = state.array("vectors"), state.array("labels")
-        if labels.shape != (len(vectors), len(genres)) or vectors.ndim != 2:
-            raise ModelError("the model's neighbours do not match its genres; retrain it")
         model = cls(k=int(state.settings["k"]), encoder=str(state.settings["encoder"]))
         model.genres_ = tuple(genres)
         model.encoder_ = Encoder(model.encoder)
-        model.vectors_ = vectors.astype(np.float32)
-        model.labels_ = labels.astype(bool)
+        model.vectors_, model.labels_ = load_neighbours(state, len(genres))
         return model
 
     def describe(self) -> dict[str, Any]:

@@ -39,6 +39,15 @@ class TfidfSettings:
     max_df: float = 1.0
     sublinear_tf: bool = True
     max_features: int | None = None
+    stop_words: str | tuple[str, ...] = ()
+    """Words dropped before n-grams are formed; "english" is scikit-learn's list."""
+
+    def resolved_stop_words(self) -> frozenset[str]:
+        if self.stop_words == "english":
+            from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+            return frozenset(ENGLISH_STOP_WORDS)
+        return frozenset(self.stop_words)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,16 +58,22 @@ class TfidfSettings:
             "max_df": self.max_df,
             "sublinear_tf": self.sublinear_tf,
             "max_features": self.max_features,
+            "stop_words": sorted(self.resolved_stop_words()),
         }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TfidfSettings:
-        return cls(**values)
+        return cls(**{**values, "stop_words": tuple(values.get("stop_words", ()))})
 
 
-def terms(text: str, settings: TfidfSettings) -> list[str]:
-    """The terms of `text`: word n-grams, or character n-grams within words."""
+def terms(
+    text: str, settings: TfidfSettings, stop_words: frozenset[str] = frozenset()
+) -> list[str]:
+    """The terms of `text`: word n-grams (stop words removed first, as scikit-learn
+    does), or character n-grams within words."""
     words = _WORD.findall(text.lower())
+    if stop_words:
+        words = [word for word in words if word not in stop_words]
     low, high = settings.ngram_min, settings.ngram_max
     found: list[str] = []
     if settings.analyzer == "word":
@@ -88,8 +103,9 @@ class TfidfBlock:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         s = self.settings
+        stop_words = self.stop_words_ = s.resolved_stop_words()
         vectorizer = TfidfVectorizer(
-            analyzer=lambda text: terms(text, s),
+            analyzer=lambda text: terms(text, s, stop_words),
             min_df=s.min_df,
             max_df=s.max_df,
             sublinear_tf=s.sublinear_tf,
@@ -108,6 +124,7 @@ class TfidfBlock:
         cls, settings: TfidfSettings, vocabulary: list[str], idf: FloatArray
     ) -> TfidfBlock:
         block = cls(settings=settings)
+        block.stop_words_ = settings.resolved_stop_words()
         block.terms_ = vocabulary
         block.vocabulary_ = {term: index for index, term in enumerate(vocabulary)}
         block.idf_ = np.asarray(idf, dtype=np.float32)
@@ -120,7 +137,9 @@ class TfidfBlock:
     def transform_one(self, text: str) -> tuple[IndexArray, FloatArray]:
         """Column indices and l2-normalised tf-idf weights of one text (indices unsorted)."""
         counts = Counter(
-            i for i in map(self.vocabulary_.get, terms(text, self.settings)) if i is not None
+            i
+            for i in map(self.vocabulary_.get, terms(text, self.settings, self.stop_words_))
+            if i is not None
         )
         if not counts:
             return np.empty(0, np.int32), np.empty(0, np.float32)
@@ -153,3 +172,19 @@ class TfidfBlock:
         )
         matrix.sort_indices()  # solvers (and parallel workers' read-only copies) expect it
         return matrix
+
+
+def pack_terms(terms: Sequence[str]) -> npt.NDArray[np.uint8]:
+    """A vocabulary as one newline-joined UTF-8 buffer: compact, and loadable without pickle.
+
+    Terms never contain a newline (they are made of word characters and spaces).
+    """
+    return np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
+
+
+def unpack_terms(packed: npt.NDArray[Any]) -> list[str]:
+    from tgplus.errors import ModelError
+
+    if packed.dtype != np.uint8 or packed.ndim != 1:
+        raise ModelError("the model's vocabulary is not a byte array; retrain the model")
+    return bytes(packed).decode("utf-8").split("\n") if packed.size else []
