@@ -246,3 +246,47 @@ def test_fuzz_from_the_openapi_schema(client: TestClient) -> None:
             case.call_and_validate()
 
         check()
+
+
+# -- the ways to start it ----------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("way", ["tgplus serve", "cd tgplus && uvicorn api:app"])
+def test_the_server_starts_both_ways(fast_model: Path, way: str) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TGPLUS_MODEL_PATH": str(fast_model)}
+    if way == "tgplus serve":
+        command = [sys.executable, "-m", "tgplus", "serve", "--port", str(port)]
+        cwd = ROOT
+    else:
+        command = [sys.executable, "-m", "uvicorn", "api:app", "--port", str(port)]
+        cwd = ROOT / "tgplus"
+    server = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                url = f"http://127.0.0.1:{port}/The%20true%20story%20of%20a%20gangster."
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    assert json.loads(response.read())["genre"]
+                    break
+            except OSError:
+                assert server.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

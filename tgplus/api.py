@@ -14,8 +14,13 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, "") and __name__ == "api":
-    # `cd tgplus && uvicorn api:app`, the original demo's way: make the package importable.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    # `cd tgplus && uvicorn api:app`, the original demo's way: make the package importable
+    # and serve the model `make serve` / `python tgplus/training.py` wrote at the top level.
+    import os
+
+    _root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(_root))
+    os.environ.setdefault("TGPLUS_MODEL_PATH", str(_root / "data" / "model"))
 
 import json
 import logging

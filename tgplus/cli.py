@@ -382,10 +382,18 @@ def evaluate(
     for line in context:
         out.print(line, highlight=False)
     table = Table(title="Evaluation", title_justify="left")
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     headline = ("hit_at_1", "precision_at_3", "micro_f1", "macro_f1", "samples_f1", "jaccard")
+    short = {
+        "hit_at_1": "hit@1",
+        "precision_at_3": "p@3",
+        "micro_f1": "micro F1",
+        "macro_f1": "macro F1",
+        "samples_f1": "sample F1",
+        "jaccard": "Jaccard",
+    }
     for name in headline:
-        table.add_column(name.replace("_at_", "@"), justify="right")
+        table.add_column(short[name], justify="right")
     table.add_column("train s", justify="right")
     for row in comparison_rows(evaluations):
         table.add_row(

@@ -143,6 +143,7 @@ class LightScorers:
         matrix = self.features_.transform(texts)
         self.logistic_ = LinearHead(c=self.c, n_jobs=self.n_jobs).fit(matrix, labels)
         self.naive_bayes_ = complement_nb_head(matrix, labels, self.alpha)
+        self._join_heads()
         self.static_: StaticEmbeddings | None = None
         pieces = load_piece_table(self.encoder)
         if pieces is None:
@@ -168,14 +169,24 @@ class LightScorers:
         return found
 
     def probabilities_one(self, text: str) -> dict[str, npt.NDArray[np.float32]]:
+        """Each scorer's probabilities for one text: the serving hot path.
+
+        Both TF-IDF heads read the same rows, so they share one gather
+        (`joint_`, the two coefficient matrices side by side).
+        """
         indices, values = self.features_.transform_one(text)
-        found = {
-            "logistic": sigmoid(self.logistic_.decision_sparse_one(indices, values)),
-            "naive_bayes": sigmoid(self.naive_bayes_.decision_sparse_one(indices, values)),
-        }
+        both = sigmoid(self.joint_.decision_sparse_one(indices, values))
+        genres = len(self.logistic_.intercept_)
+        found = {"logistic": both[:genres], "naive_bayes": both[genres:]}
         if self.static_ is not None:
             found["static"] = sigmoid(self.static_.decision_one(text))
         return found
+
+    def _join_heads(self) -> None:
+        self.joint_ = LinearHead.from_arrays(
+            np.hstack([self.logistic_.coef_, self.naive_bayes_.coef_]),
+            np.concatenate([self.logistic_.intercept_, self.naive_bayes_.intercept_]),
+        )
 
     def get_state(self) -> ModelState:
         state = self.features_.get_state()
@@ -200,6 +211,7 @@ class LightScorers:
         scorers.features_ = features
         scorers.logistic_ = load_head(state, "logistic", features.size, genres)
         scorers.naive_bayes_ = load_head(state, "naive_bayes", features.size, genres)
+        scorers._join_heads()
         scorers.static_ = (
             StaticEmbeddings.from_state(state, genres)
             if "static_projected" in state.arrays
