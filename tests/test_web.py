@@ -90,6 +90,10 @@ def test_type_press_and_see_the_bars(server: str, browser: object) -> None:
     expect(page.locator("#genres")).to_contain_text("Crime")
     first_meter = bars.first.get_by_role("meter")
     assert int(first_meter.get_attribute("aria-valuenow") or "0") > 0
+    track, fill = first_meter.bounding_box(), bars.first.locator(".fill").bounding_box()
+    assert track is not None
+    assert fill is not None
+    assert 0 < fill["width"] <= track["width"]  # the bar is drawn, in proportion
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
     page.close()
 

@@ -27,7 +27,8 @@ function draw(prediction) {
   bars.replaceChildren();
   for (const { genre, score } of prediction.top) {
     const item = document.createElement("li");
-    item.className = prediction.genres.includes(genre) ? "bar chosen" : "bar";
+    const chosenGenre = prediction.genres.includes(genre);
+    item.className = chosenGenre ? "bar chosen" : "bar";
     const percent = Math.round(score * 100);
     item.innerHTML =
       '<span class="name"></span><span class="track" role="meter" aria-valuemin="0" ' +
@@ -35,7 +36,7 @@ function draw(prediction) {
     item.querySelector(".name").textContent = genre;
     const meter = item.querySelector(".track");
     meter.setAttribute("aria-valuenow", String(percent));
-    meter.setAttribute("aria-label", `${genre} score`);
+    meter.setAttribute("aria-label", `${genre} score${chosenGenre ? ", predicted" : ""}`);
     item.querySelector(".fill").style.width = `${percent}%`;
     item.querySelector(".value").textContent = `${percent}%`;
     bars.append(item);
