@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
 from tests.fixtures import CRIME, HORROR
-from tgplus.api import create_app
+from tgplus.api import JsonLines, create_app
 from tgplus.config import Settings
 from tgplus.models import load_predictor
 
@@ -198,7 +198,7 @@ def test_missing_or_corrupt_model_gives_503_not_500(
             assert "model not loaded" in response.json()["detail"]
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
-    assert "model_not_loaded" in errors[0].getMessage()
+    assert json.loads(JsonLines().format(errors[0]))["event"] == "model_not_loaded"
 
 
 # -- logging -----------------------------------------------------------------------------------
@@ -210,9 +210,12 @@ def test_one_log_line_per_request_without_the_text(
     secret = "A secret plot about a stolen diamond"
     with caplog.at_level(logging.INFO, logger="tgplus.api"):
         client.get(f"/{secret}")
-    lines = [r.getMessage() for r in caplog.records if '"event": "request"' in r.getMessage()]
+    lines = [JsonLines().format(r) for r in caplog.records]  # as the server writes them
+    lines = [line for line in lines if '"event": "request"' in line]
     assert len(lines) == 1
     record = json.loads(lines[0])
+    assert record["level"] == "info"
+    assert record["ts"] > 0
     assert record["description_chars"] == len(secret)
     assert record["status"] == 200
     assert record["method"] == "GET"

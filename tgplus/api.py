@@ -211,21 +211,39 @@ def _load(state: ServiceState) -> None:
         predictor.predict_one("warm up the model before the first request")
     except TgplusError as error:
         state.load_error = str(error)
-        log.error(json.dumps({"event": "model_not_loaded", "path": str(path), "error": str(error)}))
+        log.error({"event": "model_not_loaded", "path": str(path), "error": str(error)})
         state.metrics.model_loaded.set(0)
         return
     state.predictor = predictor
     state.metrics.model_loaded.set(1)
     log.info(
-        json.dumps(
-            {
-                "event": "model_loaded",
-                "path": str(path),
-                "kind": predictor.kind,
-                "genres": len(predictor.genres),
-            }
-        )
+        {
+            "event": "model_loaded",
+            "path": str(path),
+            "kind": predictor.kind,
+            "genres": len(predictor.genres),
+        }
     )
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time, level, logger, and the event's fields.
+
+    tgplus.api logs dicts (`log.info({"event": ...})`); other messages become
+    {"message": ...}. Collectors can parse every line without a pattern.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record.msg if isinstance(record.msg, dict) else {"message": record.getMessage()}
+        line = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            **fields,
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
 
 
 def _configure_logging(level: str) -> None:
@@ -234,7 +252,7 @@ def _configure_logging(level: str) -> None:
     logger.setLevel(level.upper())
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(JsonLines())
         logger.addHandler(handler)
 
 
@@ -280,7 +298,10 @@ class RequestLog:
             }
             if "description_chars" in state:
                 record["description_chars"] = state["description_chars"]
-            log.info(json.dumps(record))
+            if log.isEnabledFor(logging.INFO):
+                # makeRecord + handle: the same record as log.info(), without the
+                # stack walk that finds the caller's file and line for every request.
+                log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, record, (), None))
 
 
 # -- the app -----------------------------------------------------------------------------------
