@@ -170,12 +170,24 @@ def compare_baselines(
 # -- report ------------------------------------------------------------------------------------
 
 
-def _plot_per_genre_f1(evaluations: Sequence[Evaluation], path: Path) -> None:
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure: Any, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    _pyplot().close(figure)
+
+
+def _plot_per_genre_f1(evaluations: Sequence[Evaluation], path: Path) -> None:
+    plt = _pyplot()
     main = evaluations[0]
     per_genre = {g: v for g, v in main.metrics["per_genre"].items() if v["support"] > 0}
     genres = sorted(per_genre, key=lambda g: per_genre[g]["f1"])
@@ -191,18 +203,11 @@ def _plot_per_genre_f1(evaluations: Sequence[Evaluation], path: Path) -> None:
     axis.set_xlim(0, 1)
     axis.set_title("F1 per genre (support in brackets)")
     axis.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def _plot_reliability(evaluations: Sequence[Evaluation], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 5.5))
+    figure, axis = _pyplot().subplots(figsize=(5.5, 5.5))
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     for evaluation in evaluations:
         curve = evaluation.reliability
@@ -221,9 +226,7 @@ def _plot_reliability(evaluations: Sequence[Evaluation], path: Path) -> None:
     axis.set_ylim(0, 1)
     axis.set_title("Reliability of the genre scores")
     axis.legend(loc="upper left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 HEADLINE = ("hit_at_1", "precision_at_3", "micro_f1", "macro_f1", "samples_f1", "jaccard")
