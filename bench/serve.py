@@ -39,25 +39,30 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(app: str, env: dict[str, str], ready_path: str) -> Iterator[tuple[str, int]]:
+def server(
+    app: str, env: dict[str, str], ready_path: str, workers: int, log: Path
+) -> Iterator[tuple[str, int]]:
+    """uvicorn serving `app`; its output (tgplus's JSON request lines) goes to `log`."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=output
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -69,7 +74,7 @@ def server(app: str, env: dict[str, str], ready_path: str) -> Iterator[tuple[str
             except OSError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit(f"error: {app} did not become ready")
+                raise SystemExit(f"error: {app} did not become ready; see {log}")
             time.sleep(0.2)
         yield url, process.pid
     finally:
@@ -124,10 +129,15 @@ def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str,
 
 
 def memory_mb(pid: int) -> tuple[float, float, bool]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
-    peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
-    torch = "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    """Resident and peak memory of a server and its worker processes; torch mapped in?"""
+    pids = [pid, *(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    rss = peak = 0.0
+    torch = False
+    for one in pids:
+        status = Path(f"/proc/{one}/status").read_text()
+        rss += int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+        peak += int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+        torch = torch or "libtorch" in Path(f"/proc/{one}/maps").read_text()
     return rss, peak, torch
 
 
@@ -164,30 +174,39 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     memory: dict[str, tuple[float, float, bool]] = {}
+    served = {"TGPLUS_MODEL_PATH": str(model)}
     targets = [
-        ("bare FastAPI, constant JSON", "bench.bare_app:app", {}, "/ready", ["bare"]),
+        ("bare FastAPI, constant JSON", "bench.bare_app:app", {}, "/ready", 1, ["bare"]),
         (
             "tgplus GET /<description>",
             "tgplus.api:app",
-            {"TGPLUS_MODEL_PATH": str(model)},
+            served,
             "/health/ready",
+            1,
             ["path", "post"],
         ),
+        ("bare FastAPI, constant JSON", "bench.bare_app:app", {}, "/ready", 2, ["bare"]),
+        ("tgplus GET /<description>", "tgplus.api:app", served, "/health/ready", 2, ["path"]),
     ]
-    for label, app, env, ready, names in targets:
-        with server(app, env, ready) as (url, pid):
+    for label, app, env, ready, workers, names in targets:
+        log = scratch / f"{app.split(':')[0]}-{workers}.log"
+        with server(app, env, ready, workers, log) as (url, pid):
             for name in names:
                 for connections in (1, 16):
                     run_wrk(url, scripts[name], connections, 2)  # warm-up
                     row = run_wrk(url, scripts[name], connections, arguments.seconds)
                     title = label if name != "post" else "tgplus POST /predict"
-                    rows.append({"target": title, **row})
-            memory[label] = memory_mb(pid)
-    bare16 = next(
-        r["rps"] for r in rows if r["target"].startswith("bare") and r["connections"] == 16
-    )
+                    rows.append({"target": title, "workers": workers, **row})
+            memory[f"{label}, {workers} worker(s)"] = memory_mb(pid)
     for row in rows:
-        row["vs_bare"] = f"{row['rps'] / bare16:.0%}" if row["connections"] == 16 else ""
+        floor = next(
+            r["rps"]
+            for r in rows
+            if r["target"].startswith("bare")
+            and r["connections"] == 16
+            and r["workers"] == row["workers"]
+        )
+        row["vs_bare"] = f"{row['rps'] / floor:.0%}" if row["connections"] == 16 else ""
     print(f"model: {model}; wrk -t1, {arguments.seconds} s per run, 200 distinct test descriptions")
     print(
         table(

@@ -307,6 +307,7 @@ class RequestLog:
 # -- the app -----------------------------------------------------------------------------------
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_HIGH_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")  # a byte >= 0x80: UTF-8 to check
 
 
 class BadEncoding(InputError):
@@ -321,6 +322,8 @@ def _strict_unquote(raw: bytes, what: str) -> None:
     """Refuse percent-encoding that is malformed or does not decode to UTF-8."""
     if _BAD_ESCAPE.search(raw):
         raise BadEncoding(f"{what} has an invalid percent-escape; encode '%' as %25")
+    if raw.isascii() and not _HIGH_ESCAPE.search(raw):
+        return  # only ASCII once decoded: valid UTF-8 (the common case, checked cheaply)
     try:
         urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:

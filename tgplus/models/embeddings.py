@@ -151,6 +151,10 @@ class Encoder:
                 raise ModelError(
                     "this model needs sentence embeddings: pip install 'tgplus[embeddings]'"
                 ) from None
+            with contextlib.suppress(ImportError, AttributeError):
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             try:
                 self._model = SentenceTransformer(self.resolved, device="cpu")
             except (OSError, ValueError) as error:

@@ -183,6 +183,26 @@ class LightScorers:
             found["static"] = sigmoid(self.static_.decision_one(text))
         return found
 
+    def mixing(self, weights: dict[str, float]) -> npt.NDArray[np.float32]:
+        """Blend weights of the scorers this model has, in order, summing to 1."""
+        names = ["logistic", "naive_bayes"] + (["static"] if self.static_ is not None else [])
+        present = np.array([weights.get(name, 0.0) for name in names], np.float32)
+        mixing: npt.NDArray[np.float32] = present / present.sum()
+        return mixing
+
+    def blended_one(self, text: str, mixing: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The blend of the light scorers for one text, in as few numpy calls as possible.
+
+        Same result as `blend(probabilities_one(text), weights)`: the serving hot path.
+        """
+        genres = len(self.logistic_.intercept_)
+        logits = np.empty(len(mixing) * genres, np.float32)
+        logits[: 2 * genres] = self.joint_.decision_sparse_one(*self.features_.transform_one(text))
+        if self.static_ is not None:
+            logits[2 * genres :] = self.static_.decision_one(text)
+        blended: npt.NDArray[np.float32] = mixing @ sigmoid(logits).reshape(len(mixing), genres)
+        return blended
+
     def _join_heads(self) -> None:
         self.joint_ = LinearHead.from_arrays(
             np.hstack([self.logistic_.coef_, self.naive_bayes_.coef_]),
@@ -272,13 +292,14 @@ class FastModel(GenreModel):
         self.scorers_ = LightScorers(
             blocks=self.blocks, c=self.c, alpha=self.alpha, encoder=self.encoder, n_jobs=self.n_jobs
         ).fit(texts, labels)
+        self.mixing_ = self.scorers_.mixing(self.weights)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> Scores:
         return blend(self.scorers_.probabilities(texts), self.weights)
 
     def predict_proba_one(self, text: str) -> npt.NDArray[np.float32]:
-        return blend(self.scorers_.probabilities_one(text), self.weights)
+        return self.scorers_.blended_one(text, self.mixing_)
 
     def get_state(self) -> ModelState:
         state = self.scorers_.get_state()
@@ -297,6 +318,7 @@ class FastModel(GenreModel):
         )
         model.genres_ = tuple(genres)
         model.scorers_ = scorers
+        model.mixing_ = scorers.mixing(model.weights)
         return model
 
     def describe(self) -> dict[str, Any]:
