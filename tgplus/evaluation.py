@@ -26,14 +26,13 @@ from tgplus.data import (
     Movie,
     SourceFormat,
     SplitSettings,
-    genre_counts,
     load_movies,
     require_movies,
     split_by_key,
 )
 from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import decide, genre_metrics, label_matrix, reliability
+from tgplus.metrics import measure
 from tgplus.models import Predictor
 
 log = logging.getLogger(__name__)
@@ -99,25 +98,16 @@ def select_movies(
 
 def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
     """Score `movies` and compare with their genres (unknown genres count as misses)."""
-    known = list(predictor.genres)
-    unseen = {g: n for g, n in genre_counts(movies).most_common() if g not in set(known)}
-    genres = known + sorted(unseen)
-    scores = predictor.model.predict_proba([movie.text for movie in movies])
-    decided = decide(scores, predictor.thresholds)
-    extra = np.zeros((len(movies), len(unseen)))
-    padded_scores = np.hstack([scores, extra.astype(np.float32)])
-    padded_decided = np.hstack([decided, extra.astype(bool)])
-    truth = label_matrix(movies, genres)
-    metrics = genre_metrics(padded_scores, padded_decided, truth, genres)
+    measured = measure(predictor, movies)
     notes = []
-    if unseen:
-        listed = ", ".join(f"{g} ({n})" for g, n in unseen.items())
+    if measured.unseen_genres:
+        listed = ", ".join(f"{g} ({n})" for g, n in measured.unseen_genres.items())
         notes.append(f"genres the model never learned, counted as misses: {listed}")
     return Evaluation(
         kind=predictor.kind,
-        metrics=metrics,
-        reliability=reliability(scores, truth[:, : len(known)]),
-        unseen_genres=unseen,
+        metrics=measured.metrics,
+        reliability=measured.reliability,
+        unseen_genres=measured.unseen_genres,
         training_seconds=predictor.metadata.get("training_seconds"),
         notes=notes,
     )

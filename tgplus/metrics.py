@@ -1,18 +1,20 @@
 """Multi-label genre metrics over score and label arrays (no I/O, no models).
 
 Used by training (threshold tuning, held-out metrics) and by evaluation
-(reports, baselines side by side), so both measure the same way.
+(reports, baselines side by side), so both measure the same way: `measure`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from tgplus.data.table import Movie
+from tgplus.data.table import Movie, genre_counts
+from tgplus.models import Predictor
 
 Bools = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float32]
@@ -135,3 +137,35 @@ def reliability(scores: Floats, truth: Bools, bins: int = 10) -> dict[str, list[
         )
     ]
     return result
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A model's figures on a set of movies."""
+
+    metrics: dict[str, Any]
+    reliability: dict[str, list[float]]
+    unseen_genres: dict[str, int]
+    """Genres of the movies that the model never learned, with their counts."""
+
+
+def measure(predictor: Predictor, movies: Sequence[Movie]) -> Measurement:
+    """Score `movies` and compare with their genres.
+
+    Genres the model never learned are added as columns it never predicts, so
+    movies that have them count as misses for them (and for hit@1 when they
+    have nothing else).
+    """
+    if not movies:
+        return Measurement({"movies": 0}, {}, {})
+    known = list(predictor.genres)
+    unseen = {g: n for g, n in genre_counts(movies).most_common() if g not in set(known)}
+    genres = known + sorted(unseen)
+    scores = predictor.model.predict_proba([movie.text for movie in movies])
+    decided = decide(scores, predictor.thresholds)
+    never = np.zeros((len(movies), len(unseen)), dtype=bool)
+    truth = label_matrix(movies, genres)
+    metrics = genre_metrics(
+        np.hstack([scores, never.astype(np.float32)]), np.hstack([decided, never]), truth, genres
+    )
+    return Measurement(metrics, reliability(scores, truth[:, : len(known)]), unseen)

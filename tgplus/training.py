@@ -19,7 +19,7 @@ import logging
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata as package_metadata
 from typing import Any
@@ -36,7 +36,7 @@ from tgplus.data import (
 )
 from tgplus.errors import ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import decide, genre_metrics, label_matrix, tune_thresholds
+from tgplus.metrics import label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
@@ -51,7 +51,6 @@ class TrainingResult:
     metrics: dict[str, Any]
     seconds: float
     path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def make_model(kind: str, *, encoder: str = DEFAULT_ENCODER, progress: bool = False) -> GenreModel:
@@ -100,27 +99,6 @@ def fit_predictor(
     return predictor
 
 
-def held_out_metrics(predictor: Predictor, movies: Sequence[Movie]) -> dict[str, Any]:
-    """Metrics on movies the model never saw (genres it does not know count as misses)."""
-    if not movies:
-        return {"movies": 0}
-    genres = list(predictor.genres)
-    genres += sorted(set(genre_counts(movies)) - set(genres))
-    known = len(predictor.genres)
-    scores = predictor.model.predict_proba([movie.text for movie in movies])
-    padded = _pad(scores, len(genres) - known)
-    decided = _pad(decide(scores, predictor.thresholds), len(genres) - known)
-    return genre_metrics(padded, decided, label_matrix(movies, genres), genres)
-
-
-def _pad(array: Any, columns: int) -> Any:
-    import numpy as np
-
-    if columns == 0:
-        return array
-    return np.hstack([array, np.zeros((len(array), columns), dtype=array.dtype)])
-
-
 def _data_record(table: MovieTable) -> list[dict[str, Any]]:
     return [
         {
@@ -166,7 +144,7 @@ def train(
     )
     predictor = fit_predictor(model, parts.train, parts.validation)
     seconds = time.perf_counter() - started
-    metrics = held_out_metrics(predictor, parts.test)
+    metrics = measure(predictor, parts.test).metrics
     report = table.report
     predictor.metadata = {
         "kind": model.kind,

@@ -117,10 +117,3 @@ class Predictor:
             top=tuple(GenreScore(genres[i], values[i]) for i in order[: max(top_k, 1)]),
             scores=dict(zip(genres, values, strict=True)),
         )
-
-    def labels(self, scores: Scores) -> npt.NDArray[np.bool_]:
-        """The genres decided for many rows, as `Prediction.genres` decides them for one."""
-        decided = scores >= self.thresholds
-        empty = ~decided.any(axis=1)
-        decided[np.flatnonzero(empty), scores[empty].argmax(axis=1)] = True
-        return decided
