@@ -31,9 +31,9 @@ KINDS = ["majority", "seed-knn", "fast", "accurate"]
 
 def measure(kind: str, files: list[Path], out: Path) -> dict[str, Any]:
     """Train, evaluate and time one kind (runs inside the child process)."""
-    from tgplus.data import load_movies, split_by_key
+    from tgplus.data import DEFAULT_SPLIT, load_movies, split_by_key
     from tgplus.models import load_predictor
-    from tgplus.training import DEFAULT_SPLIT, train
+    from tgplus.training import train
 
     result = train(files, kind=kind, out=out, progress=True)
     predictor = load_predictor(out)  # measure the model as it is served: loaded from disk

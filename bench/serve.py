@@ -151,8 +151,8 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("error: wrk not found; install it (Debian: apt-get install wrk)")
     files = data_files(arguments)
-    from tgplus.data import load_movies, split_by_key
-    from tgplus.training import DEFAULT_SPLIT, train
+    from tgplus.data import DEFAULT_SPLIT, load_movies, split_by_key
+    from tgplus.training import train
 
     scratch = Path(tempfile.mkdtemp(prefix="tgplus-bench-"))
     model = arguments.model

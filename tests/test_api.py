@@ -48,9 +48,11 @@ def test_the_demos_penguin_example_answers_a_genre(client: TestClient, fast_mode
     assert response.json()["genre"] == load_predictor(fast_model).predict_one(PENGUINS).genre
 
 
-def test_a_description_with_a_slash(client: TestClient) -> None:
+def test_a_description_with_a_slash(client: TestClient, fast_model: Path) -> None:
     response = client.get("/A heist on the 9%2F11 anniversary.")
     assert response.status_code == 200
+    library = load_predictor(fast_model).predict_one("A heist on the 9/11 anniversary.")
+    assert response.json()["top"][0]["score"] == pytest.approx(library.top[0].score, abs=1e-6)
 
 
 # -- the library and the API agree -------------------------------------------------------------
@@ -293,3 +295,13 @@ def test_the_server_starts_both_ways(fast_model: Path, way: str) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_title_longer_than_the_limit_is_422(client: TestClient) -> None:
+    response = client.post("/predict", json={"description": CRIME, "title": "t" * 2001})
+    assert response.status_code == 422
+    assert "title is 2001 characters" in response.json()["detail"]
+    response = client.post(
+        "/predict/batch", json={"descriptions": [{"description": CRIME, "title": "t" * 2001}]}
+    )
+    assert response.status_code == 422

@@ -251,3 +251,28 @@ def test_training_and_evaluation_scripts_run(small_data: Path, tmp_path: Path) -
         cwd=tmp_path,
     )
     assert "split: test" in result.stdout
+
+
+def test_bad_settings_in_the_environment(fast_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TGPLUS_LOG_LEVEL", "verbose")
+    code, _, stderr = run("predict", CRIME)
+    assert_one_line_error(code, stderr, "TGPLUS_LOG_LEVEL")
+
+
+def test_unwritable_output_is_one_line(fast_model: Path, tmp_path: Path) -> None:
+    catalogue = tmp_path / "catalogue.csv"
+    catalogue.write_text("overview\nA heist.\n", encoding="utf-8")
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, _, stderr = run(
+        "predict", "--model", fast_model, "--input", catalogue, "--output", blocker / "out.csv"
+    )
+    assert_one_line_error(code, stderr, str(blocker))
+
+
+def test_train_refuses_to_replace_a_file(small_data: Path, tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    code, _, stderr = run("train", "--data", small_data, "--out", target)
+    assert_one_line_error(code, stderr, "is a file")
+    assert target.read_text() == "keep me"

@@ -303,7 +303,7 @@ def test_split_shares_are_close_to_requested(top10k: Path) -> None:
 
 def test_validation_share_never_moves_the_test_side() -> None:
     movies = [_movie(i) for i in range(1, 2000)]
-    plain = split_by_key(movies, SplitSettings(test_share=0.2))
+    plain = split_by_key(movies, SplitSettings(test_share=0.2, validation_share=0.0))
     tuned = split_by_key(movies, SplitSettings(test_share=0.2, validation_share=0.3))
     assert plain.test == tuned.test
     assert not plain.validation
@@ -315,10 +315,18 @@ def test_split_key_without_id_uses_title_and_overview() -> None:
     assert split_key(a) == split_key(_movie(None, "a plot", "title"))
     assert split_key(a) != split_key(_movie(None, "a plot", "other"))
     assert side_of(_movie(42), SplitSettings()) is side_of(_movie(42, "changed"), SplitSettings())
-    assert side_of(_movie(42), SplitSettings(test_share=0.0)) is Side.TRAIN
+    assert side_of(_movie(42), SplitSettings(0.0, 0.0)) is Side.TRAIN
 
 
 @pytest.mark.parametrize(("test", "validation"), [(-0.1, 0.0), (1.0, 0.0), (0.5, 0.5), (0.1, -1)])
 def test_bad_split_settings(test: float, validation: float) -> None:
     with pytest.raises(DataError, match="out of range"):
         SplitSettings(test_share=test, validation_share=validation)
+
+
+def test_scoring_keeps_rows_whose_genres_cannot_be_read(tmp_path: Path) -> None:
+    rows = [metadata_row("1", "A", "A heist.", "[{'id': 18, 'name': ")]
+    path = write_csv(tmp_path / "movies_metadata.csv", METADATA_HEADER, rows)
+    assert load_movies([path]).report.skipped == {"unparsable genres": 1}
+    scoring = load_movies([path], require_genres=False, deduplicate=False)
+    assert [(m.id, m.genres) for m in scoring.movies] == [(1, ())]

@@ -41,14 +41,30 @@ def test_report_has_markdown_and_plots(fast_model: Path, tmp_path: Path) -> None
         assert (tmp_path / "r" / plot).read_bytes().startswith(b"\x89PNG")
 
 
-def test_baselines_train_on_the_models_own_split(small_data: Path, tmp_path: Path) -> None:
+def test_baselines_train_on_the_models_own_split(
+    small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tgplus.evaluation
+    from tgplus.data import SplitSettings
     from tgplus.training import train
 
-    result = train([small_data], out=tmp_path / "m")
+    settings = SplitSettings(test_share=0.2, validation_share=0.15)
+    result = train([small_data], out=tmp_path / "m", split=settings, languages=None)
+    calls: list[dict[str, object]] = []
+
+    def spy(files: list[Path], **options: object) -> object:
+        calls.append({"files": files, **options})
+        return train(files, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tgplus.evaluation, "train", spy)
     movies = [_movie(CRIME, "Crime"), _movie(HORROR, "Horror")]
     (majority,) = compare_baselines(result.predictor, ["majority"], movies)
     assert majority.kind == "majority"
-    assert majority.training_seconds is not None
+    (call,) = calls
+    assert call["files"] == [small_data.resolve()]
+    assert call["split"] == settings
+    assert call["languages"] is None
+    assert call["kind"] == "majority"
 
 
 def test_baselines_need_the_training_files(small_data: Path, tmp_path: Path) -> None:

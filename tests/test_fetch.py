@@ -25,17 +25,20 @@ runner = CliRunner()
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: ClassVar[dict[str, bytes]] = {}
     expected_auth: ClassVar[str | None] = None
+    truncate: ClassVar[bool] = False  # announce more bytes than are sent
 
     def do_GET(self) -> None:
         if self.expected_auth and self.headers.get("Authorization") != self.expected_auth:
             self.send_error(401)
             return
         body = self.files.get(self.path)
+        if self.truncate:
+            body = b"only the beginning of the file"
         if body is None:
             self.send_error(404)
             return
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) * (100 if self.truncate else 1)))
         self.end_headers()
         self.wfile.write(body)
 
@@ -67,6 +70,28 @@ def test_url_download_is_verified_and_complete(
     assert fetched.path.read_bytes() == metadata.read_bytes()
     again = fetch_url(f"{base}/movies_metadata.csv", digest, tmp_path)
     assert not again.downloaded
+
+
+def test_an_existing_file_with_another_sha256_is_refused(
+    server: tuple[str, type[_Handler]], metadata: Path, tmp_path: Path
+) -> None:
+    base, _ = server
+    (tmp_path / "movies_metadata.csv").write_text("an older, different file")
+    digest = hashlib.sha256(metadata.read_bytes()).hexdigest()
+    with pytest.raises(DataError, match="already there but its sha256"):
+        fetch_url(f"{base}/movies_metadata.csv", digest, tmp_path)
+    fetched = fetch_url(f"{base}/movies_metadata.csv", digest, tmp_path, force=True)
+    assert fetched.path.read_bytes() == metadata.read_bytes()
+
+
+def test_a_download_cut_short_writes_nothing(
+    server: tuple[str, type[_Handler]], tmp_path: Path
+) -> None:
+    base, handler = server
+    handler.truncate = True
+    with pytest.raises(DataError, match=r"cut short|download failed"):
+        fetch_kaggle(tmp_path, credentials=KaggleCredentials("me", "secret"), api=base)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_sha256_writes_nothing(server: tuple[str, type[_Handler]], tmp_path: Path) -> None:

@@ -305,3 +305,42 @@ def test_fast_model_class_follows_estimator_conventions() -> None:
     model = FastModel(c=2.0)
     assert model.c == 2.0
     assert not [name for name in vars(model) if name.endswith("_")]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({}, "invalid settings"), ({"blocks": [{"nonsense": 1}]}, "invalid settings")],
+)
+def test_tampered_settings_are_refused(
+    fast_model: Path, tmp_path: Path, settings: dict[str, object], message: str
+) -> None:
+    model = _copy(fast_model, tmp_path)
+    metadata = json.loads((model / METADATA_FILE).read_text())
+    metadata["settings"] = settings
+    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(ModelError, match=message):
+        load_predictor(model)
+
+
+def test_blend_weights_must_weigh_something(fast_model: Path, tmp_path: Path) -> None:
+    model = _copy(fast_model, tmp_path)
+    metadata = json.loads((model / METADATA_FILE).read_text())
+    metadata["settings"]["weights"] = {"nothing": 1.0}
+    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(ModelError, match="give no weight"):
+        load_predictor(model)
+
+
+def test_saving_over_a_regular_file_is_refused(fast: Predictor, tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    target.write_text("not a model")
+    with pytest.raises(ModelError, match="is a file"):
+        save_predictor(fast, target)
+    assert target.read_text() == "not a model"
+
+
+def test_long_titles_are_refused(fast: Predictor) -> None:
+    with pytest.raises(InputError, match="title is 101 characters"):
+        fast.predict_one(CRIME, "x" * 101, max_chars=100)
+    with pytest.raises(InputError, match="description is"):
+        fast.predict([CRIME], max_chars=10)

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from tgplus.data import SourceFormat, load_movies, parse_languages
+from tgplus.data import DEFAULT_SPLIT, SourceFormat, load_movies, parse_languages
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
@@ -49,6 +50,15 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except TgplusError as error:
             err.print(f"error: {error}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except OSError as error:  # a path the user gave cannot be written or read
+            where = f"{error.filename}: " if error.filename else ""
+            err.print(f"error: {where}{error.strerror or error}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except ValidationError as error:  # TGPLUS_* settings out of range
+            problem = error.errors()[0]
+            name = "TGPLUS_" + "_".join(str(part) for part in problem["loc"]).upper()
+            err.print(f"error: {name}: {problem['msg']}", markup=False, highlight=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted; nothing was written", markup=False)
@@ -221,8 +231,9 @@ def _model_path(path: Path | None) -> Path:
 
 
 def _metric_line(metrics: dict[str, Any]) -> str:
-    names = ("hit_at_1", "precision_at_3", "micro_f1", "macro_f1", "samples_f1", "jaccard")
-    return "  ".join(f"{name} {metrics[name]:.3f}" for name in names if name in metrics)
+    from tgplus.metrics import HEADLINE
+
+    return "  ".join(f"{label} {metrics[name]:.3f}" for name, label in HEADLINE.items())
 
 
 @app.command()
@@ -240,14 +251,19 @@ def train(
         str, typer.Option("--model", help="Model kind: fast, accurate, seed-knn or majority.")
     ] = "fast",
     out_path: Annotated[
-        Path | None, typer.Option("--out", help="Where to write the model [default: data/model].")
+        Path | None,
+        typer.Option(
+            "--out", help="Where to write the model [default: $TGPLUS_MODEL_PATH or data/model]."
+        ),
     ] = None,
     source_format: FormatOption = SourceFormat.AUTO,
     language: LanguageOption = "en",
-    test_share: Annotated[float, typer.Option(help="Share of movies held out for testing.")] = 0.1,
+    test_share: Annotated[
+        float, typer.Option(help="Share of movies held out for testing.")
+    ] = DEFAULT_SPLIT.test_share,
     validation_share: Annotated[
         float, typer.Option(help="Share held out of training to tune thresholds.")
-    ] = 0.1,
+    ] = DEFAULT_SPLIT.validation_share,
     encoder: Annotated[
         str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
     ] = "all-MiniLM-L6-v2",
@@ -343,6 +359,7 @@ def evaluate(
     from tgplus.evaluation import (
         evaluate as evaluate_model,
     )
+    from tgplus.metrics import HEADLINE
     from tgplus.models import load_predictor, model_class
 
     if split not in ("all", "test"):
@@ -383,22 +400,13 @@ def evaluate(
         out.print(line, highlight=False)
     table = Table(title="Evaluation", title_justify="left")
     table.add_column("model", no_wrap=True)
-    headline = ("hit_at_1", "precision_at_3", "micro_f1", "macro_f1", "samples_f1", "jaccard")
-    short = {
-        "hit_at_1": "hit@1",
-        "precision_at_3": "p@3",
-        "micro_f1": "micro F1",
-        "macro_f1": "macro F1",
-        "samples_f1": "sample F1",
-        "jaccard": "Jaccard",
-    }
-    for name in headline:
-        table.add_column(short[name], justify="right")
+    for label in HEADLINE.values():
+        table.add_column(label, justify="right")
     table.add_column("train s", justify="right")
     for row in comparison_rows(evaluations):
         table.add_row(
             row["kind"],
-            *[f"{row[m]:.3f}" for m in headline],
+            *[f"{row[m]:.3f}" for m in HEADLINE],
             f"{row['training_seconds']:.1f}" if row["training_seconds"] else "-",
         )
     out.print(table)
@@ -456,7 +464,7 @@ def predict(
     titles = [title] * len(descriptions) if title else None
     predictions = predictor.predict(descriptions, titles, top_k=top_k)
     if as_json:
-        print_json([_prediction_dict(p) for p in predictions])
+        print_json([p.as_dict(digits=4) for p in predictions])
         return
     for description, prediction in zip(descriptions, predictions, strict=True):
         top = ", ".join(f"{s.genre} {s.score:.2f}" for s in prediction.top)
@@ -466,14 +474,6 @@ def predict(
             markup=False,
             highlight=False,
         )
-
-
-def _prediction_dict(prediction: Any) -> dict[str, Any]:
-    return {
-        "genre": prediction.genre,
-        "genres": list(prediction.genres),
-        "top": [{"genre": s.genre, "score": round(s.score, 4)} for s in prediction.top],
-    }
 
 
 @app.command()

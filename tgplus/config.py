@@ -7,6 +7,7 @@ and embedding applications decide when (and with what environment) it runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,6 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(
         default=256, ge=1, description="Most descriptions in one batch request."
     )
-    log_level: str = Field(
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level: debug, info, warning, error."
     )

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tgplus.data import (
+    DEFAULT_SPLIT,
     Movie,
     SourceFormat,
     SplitSettings,
@@ -32,8 +33,9 @@ from tgplus.data import (
 )
 from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import measure
+from tgplus.metrics import HEADLINE, measure
 from tgplus.models import Predictor
+from tgplus.training import train
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class Evaluation:
 
     kind: str
     metrics: dict[str, Any]
-    reliability: dict[str, list[float]]
+    reliability: dict[str, Any]
     unseen_genres: dict[str, int]
     training_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -67,11 +69,13 @@ def split_settings_of(predictor: Predictor) -> SplitSettings:
     recorded = predictor.metadata.get("split", {})
     try:
         return SplitSettings(
-            test_share=float(recorded.get("test_share", 0.1)),
-            validation_share=float(recorded.get("validation_share", 0.1)),
+            test_share=float(recorded.get("test_share", DEFAULT_SPLIT.test_share)),
+            validation_share=float(
+                recorded.get("validation_share", DEFAULT_SPLIT.validation_share)
+            ),
         )
     except (TypeError, ValueError, DataError):
-        return SplitSettings(test_share=0.1, validation_share=0.1)
+        return DEFAULT_SPLIT
 
 
 def languages_of(predictor: Predictor) -> frozenset[str] | None:
@@ -134,8 +138,6 @@ def compare_baselines(
     predictor: Predictor, kinds: Sequence[str], movies: Sequence[Movie], *, progress: bool = False
 ) -> list[Evaluation]:
     """Train each baseline kind on the model's own training files and split, then evaluate."""
-    from tgplus.training import train
-
     files = training_files(predictor)
     if not files:
         raise ModelError("the model does not record its training files; cannot train baselines")
@@ -208,7 +210,7 @@ def _plot_reliability(evaluations: Sequence[Evaluation], path: Path) -> None:
         ]
         if points:
             xs, ys = zip(*points, strict=True)
-            ece = curve["expected_calibration_error"][0]
+            ece = curve["expected_calibration_error"]
             axis.plot(xs, ys, marker="o", label=f"{evaluation.kind} (ECE {ece:.3f})")
     axis.set_xlabel("predicted probability")
     axis.set_ylabel("observed frequency")
@@ -217,9 +219,6 @@ def _plot_reliability(evaluations: Sequence[Evaluation], path: Path) -> None:
     axis.set_title("Reliability of the genre scores")
     axis.legend(loc="upper left")
     _save(figure, path)
-
-
-HEADLINE = ("hit_at_1", "precision_at_3", "micro_f1", "macro_f1", "samples_f1", "jaccard")
 
 
 def comparison_rows(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
@@ -245,7 +244,7 @@ def write_report(
     lines += [
         "## Summary",
         "",
-        "| model | " + " | ".join(HEADLINE) + " | training s |",
+        "| model | " + " | ".join(HEADLINE.values()) + " | training s |",
         "|---" * (len(HEADLINE) + 2) + "|",
     ]
     for row in comparison_rows(evaluations):

@@ -1,4 +1,4 @@
-"""Multi-label genre metrics over score and label arrays (no I/O, no models).
+"""Multi-label genre metrics: over score and label arrays, and of a Predictor on movies.
 
 Used by training (threshold tuning, held-out metrics) and by evaluation
 (reports, baselines side by side), so both measure the same way: `measure`.
@@ -20,6 +20,16 @@ Bools = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float32]
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+# The figures reports lead with, and their short column headings.
+HEADLINE = {
+    "hit_at_1": "hit@1",
+    "precision_at_3": "p@3",
+    "micro_f1": "micro F1",
+    "macro_f1": "macro F1",
+    "samples_f1": "sample F1",
+    "jaccard": "Jaccard",
+}
 
 
 def label_matrix(movies: Sequence[Movie], genres: Sequence[str]) -> Bools:
@@ -110,33 +120,26 @@ def genre_metrics(
     }
 
 
-def reliability(scores: Floats, truth: Bools, bins: int = 10) -> dict[str, list[float]]:
-    """Mean score and observed frequency per score bin, over every (movie, genre) pair."""
+def reliability(scores: Floats, truth: Bools, bins: int = 10) -> dict[str, Any]:
+    """Mean score and observed frequency per score bin, over every (movie, genre) pair,
+    and the expected calibration error (their count-weighted mean gap)."""
     flat_scores, flat_truth = scores.ravel(), truth.ravel()
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(flat_scores, edges[1:-1]), 0, bins - 1)
-    result: dict[str, list[float]] = {"mean_score": [], "observed": [], "count": []}
+    counts, means, observed = [], [], []
     for b in range(bins):
         mask = which == b
         count = int(mask.sum())
-        result["count"].append(count)
-        result["mean_score"].append(round(float(flat_scores[mask].mean()), 4) if count else 0.0)
-        result["observed"].append(round(float(flat_truth[mask].mean()), 4) if count else 0.0)
-    result["expected_calibration_error"] = [
-        round(
-            _safe_ratio(
-                sum(
-                    c * abs(m - o)
-                    for c, m, o in zip(
-                        result["count"], result["mean_score"], result["observed"], strict=True
-                    )
-                ),
-                sum(result["count"]),
-            ),
-            4,
-        )
-    ]
-    return result
+        counts.append(count)
+        means.append(round(float(flat_scores[mask].mean()), 4) if count else 0.0)
+        observed.append(round(float(flat_truth[mask].mean()), 4) if count else 0.0)
+    gaps = sum(c * abs(m - o) for c, m, o in zip(counts, means, observed, strict=True))
+    return {
+        "mean_score": means,
+        "observed": observed,
+        "count": counts,
+        "expected_calibration_error": round(_safe_ratio(gaps, sum(counts)), 4),
+    }
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ class Measurement:
     """A model's figures on a set of movies."""
 
     metrics: dict[str, Any]
-    reliability: dict[str, list[float]]
+    reliability: dict[str, Any]
     unseen_genres: dict[str, int]
     """Genres of the movies that the model never learned, with their counts."""
 

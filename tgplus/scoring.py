@@ -54,10 +54,7 @@ def _write(
             record = {
                 "id": movie.id,
                 "title": movie.title,
-                "genre": prediction.genre,
-                "genres": list(prediction.genres),
-                "top": [{"genre": s.genre, "score": round(s.score, 4)} for s in prediction.top],
-                "scores": {g: round(v, 4) for g, v in prediction.scores.items()},
+                **prediction.as_dict(digits=4, with_scores=True),
             }
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")
         return

@@ -1,6 +1,6 @@
 """Fit a model kind on movie files, tune its thresholds, measure it, save it.
 
-    python tgplus/training.py [FILE ...]      # the original demo's way; see --help
+    python tgplus/training.py [--data FILE ...]   # the original demo's way; see --help
 
 The split is the data layer's stable split: the test side is never seen,
 and the validation side is used only to tune per-genre thresholds.
@@ -25,6 +25,7 @@ from importlib import metadata as package_metadata
 from typing import Any
 
 from tgplus.data import (
+    DEFAULT_SPLIT,
     Movie,
     MovieTable,
     SourceFormat,
@@ -41,8 +42,6 @@ from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SPLIT = SplitSettings(test_share=0.1, validation_share=0.1)
 
 
 @dataclass
@@ -102,7 +101,7 @@ def fit_predictor(
 def _data_record(table: MovieTable) -> list[dict[str, Any]]:
     return [
         {
-            "path": file.path,
+            "path": str(Path(file.path).resolve()),  # usable from any directory later
             "sha256": sha256_file(Path(file.path)),
             "format": file.format,
             "rows_read": file.rows_read,

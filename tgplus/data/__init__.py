@@ -2,7 +2,15 @@
 
 from tgplus.data.genres import TMDB_GENRES, canonical_genre
 from tgplus.data.sources import SourceFormat, detect_format
-from tgplus.data.split import Side, Split, SplitSettings, side_of, split_by_key, split_key
+from tgplus.data.split import (
+    DEFAULT_SPLIT,
+    Side,
+    Split,
+    SplitSettings,
+    side_of,
+    split_by_key,
+    split_key,
+)
 from tgplus.data.table import (
     LoadReport,
     Movie,
@@ -16,6 +24,7 @@ from tgplus.data.table import (
 )
 
 __all__ = [
+    "DEFAULT_SPLIT",
     "TMDB_GENRES",
     "LoadReport",
     "Movie",

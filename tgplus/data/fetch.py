@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -29,6 +30,15 @@ KAGGLE_PAGE = f"https://www.kaggle.com/datasets/{KAGGLE_DATASET}"
 KAGGLE_API = "https://www.kaggle.com/api/v1"
 TIMEOUT_SECONDS = 15.0
 _CHUNK = 1 << 16
+
+# What a failed download raises: refused, unreachable, timed out, or a malformed URL.
+_NETWORK_ERRORS = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    OSError,
+    TimeoutError,
+    ValueError,
+)
 
 Progress = Callable[[int, int | None], None]
 """Called with (bytes so far, total bytes or None) while downloading."""
@@ -80,6 +90,10 @@ def _stream_to(request: urllib.request.Request, partial: Path, progress: Progres
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
+    if total is not None and done != total:
+        raise DataError(
+            f"{request.full_url}: download cut short ({done} of {total} bytes); try again"
+        )
     return digest.hexdigest()
 
 
@@ -106,11 +120,17 @@ def fetch_url(
         raise DataError(f"{url}: the URL names no file; pass --name for the file to write")
     destination = destination_dir / filename
     if destination.exists() and not force:
-        return Fetched(destination, sha256_file(destination), downloaded=False)
+        present = sha256_file(destination)
+        if present != expected:
+            raise DataError(
+                f"{destination}: already there but its sha256 is {present}, not {expected}; "
+                "pass --force to download it again"
+            )
+        return Fetched(destination, present, downloaded=False)
     with atomic_file(destination) as partial:
         try:
             actual = _stream_to(urllib.request.Request(url), partial, progress)
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
+        except _NETWORK_ERRORS as error:
             reason = getattr(error, "reason", error)
             raise DataError(
                 f"{url}: download failed ({reason}); check the URL and network"
@@ -146,13 +166,18 @@ def fetch_kaggle(
     with atomic_file(destination) as partial:
         try:
             _stream_to(request, partial, progress)
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
+        except _NETWORK_ERRORS as error:
             reason = getattr(error, "reason", error)
             raise DataError(
                 f"could not download from Kaggle ({reason}); {_manual_hint(destination)}"
             ) from None
         if zipfile.is_zipfile(partial):  # Kaggle zips single files larger than a few MB
-            _unzip_member(partial, KAGGLE_FILE, destination)
+            try:
+                _unzip_member(partial, KAGGLE_FILE, destination)
+            except (zipfile.BadZipFile, OSError) as error:
+                raise DataError(
+                    f"the Kaggle download is a broken zip ({error}); {_manual_hint(destination)}"
+                ) from None
     return Fetched(destination, sha256_file(destination), downloaded=True)
 
 

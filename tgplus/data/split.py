@@ -26,8 +26,10 @@ class Side(str, Enum):
 
 @dataclass(frozen=True)
 class SplitSettings:
+    """Shares of all movies for the test side and for validation (tuning thresholds)."""
+
     test_share: float = 0.1
-    validation_share: float = 0.0
+    validation_share: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.test_share < 1.0:
@@ -48,6 +50,9 @@ class Split:
     validation: tuple[Movie, ...]
     test: tuple[Movie, ...]
     settings: SplitSettings
+
+
+DEFAULT_SPLIT = SplitSettings()
 
 
 def split_key(movie: Movie) -> str:
@@ -73,7 +78,7 @@ def side_of(movie: Movie, settings: SplitSettings) -> Side:
 
 def split_by_key(movies: Iterable[Movie], settings: SplitSettings | None = None) -> Split:
     """Partition `movies` into train, validation and test, keeping their order."""
-    settings = settings or SplitSettings()
+    settings = settings or DEFAULT_SPLIT
     sides: dict[Side, list[Movie]] = {side: [] for side in Side}
     for movie in movies:
         sides[side_of(movie, settings)].append(movie)

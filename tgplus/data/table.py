@@ -178,7 +178,7 @@ class _Merger:
         if isinstance(movie_id, SkipReason):
             self._note_rejected(row.genres)
             return movie_id
-        if row.genres is None:
+        if row.genres is None and self.require_genres:
             return SkipReason.UNPARSABLE_GENRES
         if self.languages is not None and row.language and row.language not in self.languages:
             return SkipReason.LANGUAGE

@@ -54,6 +54,8 @@ class ArtifactHeader(BaseModel):
 
 def save_predictor(predictor: Predictor, path: Path) -> Path:
     """Write `predictor` to the directory `path`, replacing a previous model only on success."""
+    if path.exists() and not path.is_dir():
+        raise ModelError(f"{path}: is a file, not a model directory; choose another --out")
     state = predictor.model.get_state()
     with atomic_directory(path) as partial:
         with (partial / ARRAYS_FILE).open("wb") as stream:
@@ -130,5 +132,11 @@ def load_predictor(path: Path) -> Predictor:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise ModelError(f"{arrays_path}: unreadable ({error}); retrain the model") from None
     cls = model_class(header.kind)
-    model = cls.from_state(ModelState(arrays, header.settings), header.genres)
+    try:
+        model = cls.from_state(ModelState(arrays, header.settings), header.genres)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(
+            f"{path / METADATA_FILE}: invalid settings for a {header.kind} model "
+            f"({type(error).__name__}: {error}); retrain the model"
+        ) from None
     return Predictor(model, header.thresholds, metadata)

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,9 @@ class EmbeddingCache:
                 try:
                     with np.load(shard, allow_pickle=False) as data:
                         keys, vectors = data["keys"], data["vectors"]
-                except (OSError, ValueError, KeyError) as error:
+                    if len(keys) != len(vectors):
+                        raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+                except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
                     log.warning("ignoring unreadable embedding cache shard %s: %s", shard, error)
                     continue
                 self._vectors.update(zip(keys.tolist(), vectors, strict=True))

@@ -15,6 +15,7 @@ the static part is left out and the other two share its weight.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -46,12 +47,16 @@ class LexicalFeatures:
 
     def fit(self, texts: Sequence[str]) -> LexicalFeatures:
         self.blocks_ = [TfidfBlock(settings=settings).fit(texts) for settings in self.blocks]
-        self.offsets_ = np.cumsum([0] + [block.size for block in self.blocks_]).tolist()
         return self
 
     @property
+    def offsets(self) -> list[int]:
+        """Where each block's columns start in the concatenated features."""
+        return list(itertools.accumulate((block.size for block in self.blocks_), initial=0))
+
+    @property
     def size(self) -> int:
-        return int(self.offsets_[-1])
+        return sum(block.size for block in self.blocks_)
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         blocks = [block.transform(texts) for block in self.blocks_]
@@ -64,7 +69,7 @@ class LexicalFeatures:
         if len(parts) == 1:
             return parts[0]
         indices = np.concatenate(
-            [part[0] + offset for part, offset in zip(parts, self.offsets_, strict=False)]
+            [part[0] + offset for part, offset in zip(parts, self.offsets, strict=False)]
         )
         return indices.astype(np.int32, copy=False), np.concatenate([part[1] for part in parts])
 
@@ -91,7 +96,6 @@ class LexicalFeatures:
                     "the file is damaged, retrain the model"
                 )
             features.blocks_.append(TfidfBlock.from_state(block_settings, terms, idf))
-        features.offsets_ = np.cumsum([0] + [b.size for b in features.blocks_]).tolist()
         return features
 
     def describe(self) -> list[dict[str, Any]]:
@@ -187,6 +191,8 @@ class LightScorers:
         """Blend weights of the scorers this model has, in order, summing to 1."""
         names = ["logistic", "naive_bayes"] + (["static"] if self.static_ is not None else [])
         present = np.array([weights.get(name, 0.0) for name in names], np.float32)
+        if not present.sum() > 0:
+            raise ModelError(f"the blend weights {weights} give no weight to {names}")
         mixing: npt.NDArray[np.float32] = present / present.sum()
         return mixing
 
@@ -227,6 +233,7 @@ class LightScorers:
             blocks=features.blocks,
             c=float(state.settings.get("C", 10.0)),
             alpha=float(state.settings.get("alpha", 0.1)),
+            static_c=float(state.settings.get("static_C", 100.0)),
             encoder=str(state.settings.get("encoder", DEFAULT_ENCODER)),
         )
         scorers.features_ = features
@@ -259,6 +266,8 @@ def blend(
     """The weighted mean of the scorers present; missing ones' weight is shared out."""
     present = {name: weights[name] for name in probabilities if weights.get(name)}
     total = sum(present.values())
+    if not total > 0:
+        raise ModelError(f"the blend weights {weights} give no weight to {list(probabilities)}")
     mixed: npt.NDArray[np.float32] = sum(
         np.float32(weight / total) * probabilities[name] for name, weight in present.items()
     )

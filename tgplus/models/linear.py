@@ -79,9 +79,6 @@ class LinearHead:
         scores: npt.NDArray[np.float32] = weights @ rows + self.intercept_
         return scores
 
-    def describe(self) -> dict[str, Any]:
-        return {"C": self.c}
-
 
 def complement_nb_head(features: sparse.csr_matrix, labels: Labels, alpha: float) -> LinearHead:
     """Per-genre Complement Naive Bayes, as the linear log-odds it amounts to.

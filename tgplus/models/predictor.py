@@ -38,6 +38,26 @@ class Prediction:
     scores: dict[str, float]
     """The score (a probability) of every genre the model knows."""
 
+    def as_dict(self, *, digits: int = 6, with_scores: bool = False) -> dict[str, Any]:
+        """The JSON shape the API, the CLI and batch scoring share."""
+        body: dict[str, Any] = {
+            "genre": self.genre,
+            "genres": list(self.genres),
+            "top": [{"genre": s.genre, "score": round(s.score, digits)} for s in self.top],
+        }
+        if with_scores:
+            body["scores"] = {genre: round(v, digits) for genre, v in self.scores.items()}
+        return body
+
+
+def check_title(title: str, max_chars: int | None = None) -> str:
+    """The title, or an InputError when it is longer than `max_chars`."""
+    if max_chars is not None and len(title) > max_chars:
+        raise InputError(
+            f"title is {len(title)} characters, more than the limit of {max_chars}; shorten it"
+        )
+    return title
+
 
 def check_description(description: str, max_chars: int | None = None) -> str:
     """The description stripped, or an InputError saying what is wrong with it."""
@@ -93,14 +113,23 @@ class Predictor:
         titles: Sequence[str] | None = None,
         *,
         top_k: int = 3,
+        max_chars: int | None = None,
     ) -> list[Prediction]:
-        """Predictions for many descriptions, in order. Empty ones raise InputError."""
-        checked = [check_description(d) for d in descriptions]
+        """Predictions for many descriptions, in order.
+
+        An empty description, or one (or a title) longer than `max_chars`,
+        raises InputError.
+        """
+        checked = [check_description(d, max_chars) for d in descriptions]
+        if titles is not None:
+            titles = [check_title(t, max_chars) for t in titles]
         return [self._prediction(row, top_k) for row in self.scores(checked, titles)]
 
-    def predict_one(self, description: str, title: str = "", *, top_k: int = 3) -> Prediction:
+    def predict_one(
+        self, description: str, title: str = "", *, top_k: int = 3, max_chars: int | None = None
+    ) -> Prediction:
         """The prediction for one description, on the model's fast single-text path."""
-        text = model_text(check_description(description), title)
+        text = model_text(check_description(description, max_chars), check_title(title, max_chars))
         return self._prediction(self.model.predict_proba_one(text), top_k)
 
     def _prediction(self, row: npt.NDArray[np.float32], top_k: int) -> Prediction:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -128,6 +127,3 @@ class StaticEmbeddings:
         static.projected_ = np.ascontiguousarray(projected, dtype=np.float32)
         static.intercept_ = np.asarray(intercept, dtype=np.float32)
         return static
-
-    def describe(self) -> dict[str, Any]:
-        return {"C": self.c, "pieces": len(self.projected_)}
