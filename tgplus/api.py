@@ -348,7 +348,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 get_openapi(
                     title=app.title, version=app.version, summary=app.summary, routes=app.routes
                 ),
-                app.state.service.settings,
+                state.settings,
                 app.routes,
             )
         return app.openapi_schema
@@ -366,9 +366,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def model_error(request: Request, error: ModelError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503)
 
-    async def run(texts: int, work: Callable[[], T]) -> T:
+    async def run(predictor: Predictor, texts: int, work: Callable[[], T]) -> T:
         """Run `work` inline when it is tiny, else in a worker thread (the loop stays free)."""
-        predictor = state.require_predictor()
         if texts <= _INLINE_MAX_TEXTS and not predictor.model.needs_embeddings:
             return work()
         return await anyio.to_thread.run_sync(work, limiter=state.limiter)
@@ -380,7 +379,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictor = state.require_predictor()
         limit = state.settings.max_description_chars
         prediction = await run(
-            1, lambda: predictor.predict_one(description, title, top_k=top_k, max_chars=limit)
+            predictor,
+            1,
+            lambda: predictor.predict_one(description, title, top_k=top_k, max_chars=limit),
         )
         state.metrics.predictions.inc()
         return JSONResponse(prediction.as_dict())
@@ -481,6 +482,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictor = state.require_predictor()
         limit = state.settings.max_description_chars
         predictions = await run(
+            predictor,
             len(items),
             lambda: predictor.predict(descriptions, titles, top_k=body.top_k, max_chars=limit),
         )

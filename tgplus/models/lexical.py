@@ -190,11 +190,7 @@ class LightScorers:
     def mixing(self, weights: dict[str, float]) -> npt.NDArray[np.float32]:
         """Blend weights of the scorers this model has, in order, summing to 1."""
         names = ["logistic", "naive_bayes"] + (["static"] if self.static_ is not None else [])
-        present = np.array([weights.get(name, 0.0) for name in names], np.float32)
-        if not present.sum() > 0:
-            raise ModelError(f"the blend weights {weights} give no weight to {names}")
-        mixing: npt.NDArray[np.float32] = present / present.sum()
-        return mixing
+        return normalised_weights(names, weights)
 
     def blended_one(self, text: str, mixing: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The blend of the light scorers for one text, in as few numpy calls as possible.
@@ -260,16 +256,23 @@ class LightScorers:
         }
 
 
+def normalised_weights(names: Sequence[str], weights: dict[str, float]) -> npt.NDArray[np.float32]:
+    """The weights of `names`, in order, rescaled to sum to 1: a scorer a model lacks
+    (static embeddings not installed) has its weight shared out among the others."""
+    present = np.array([weights.get(name, 0.0) for name in names], np.float32)
+    if not present.sum() > 0:
+        raise ModelError(f"the blend weights {weights} give no weight to {list(names)}")
+    scaled: npt.NDArray[np.float32] = present / present.sum()
+    return scaled
+
+
 def blend(
     probabilities: dict[str, npt.NDArray[np.float32]], weights: dict[str, float]
 ) -> npt.NDArray[np.float32]:
-    """The weighted mean of the scorers present; missing ones' weight is shared out."""
-    present = {name: weights[name] for name in probabilities if weights.get(name)}
-    total = sum(present.values())
-    if not total > 0:
-        raise ModelError(f"the blend weights {weights} give no weight to {list(probabilities)}")
+    """The weighted mean of the scorers' probabilities (see `normalised_weights`)."""
+    scale = normalised_weights(list(probabilities), weights)
     mixed: npt.NDArray[np.float32] = sum(
-        np.float32(weight / total) * probabilities[name] for name, weight in present.items()
+        w * p for w, p in zip(scale, probabilities.values(), strict=True)
     )
     return mixed
 
