@@ -15,8 +15,18 @@ from typing import ClassVar
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import SHARED_DATA
 from tgplus.cli import app
-from tgplus.data.fetch import KaggleCredentials, fetch_kaggle, fetch_url, kaggle_credentials
+from tgplus.data.fetch import (
+    JUSTWATCH_COMMIT,
+    JUSTWATCH_SHA256,
+    JUSTWATCH_URL,
+    KaggleCredentials,
+    fetch_justwatch,
+    fetch_kaggle,
+    fetch_url,
+    kaggle_credentials,
+)
 from tgplus.errors import DataError
 
 runner = CliRunner()
@@ -50,6 +60,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server(metadata: Path) -> Iterator[tuple[str, type[_Handler]]]:
     class Handler(_Handler):
         files: ClassVar[dict[str, bytes]] = {"/movies_metadata.csv": metadata.read_bytes()}
+        # A mirror of the JustWatch repository's data folder, made of the shared copies.
+        files.update(
+            {
+                f"/justwatch/{path.parent.name}/titles.csv": path.read_bytes()
+                for path in (SHARED_DATA / "justwatch").glob("*/titles.csv")
+            }
+        )
 
     handler = Handler
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -174,3 +191,51 @@ def test_kaggle_refusal_leaves_nothing(server: tuple[str, type[_Handler]], tmp_p
     with pytest.raises(DataError, match="could not download from Kaggle"):
         fetch_kaggle(tmp_path, credentials=KaggleCredentials("me", "wrong"), api=base)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- JustWatch, with no account ----------------------------------------------------------------
+
+
+def test_justwatch_catalogues_are_pinned_to_one_commit() -> None:
+    assert JUSTWATCH_COMMIT in JUSTWATCH_URL
+    assert JUSTWATCH_URL.startswith("https://")
+    shared = {path.parent.name for path in (SHARED_DATA / "justwatch").glob("*/titles.csv")}
+    assert set(JUSTWATCH_SHA256) == shared
+
+
+def test_justwatch_fetch_gets_every_catalogue_verified(
+    server: tuple[str, type[_Handler]], tmp_path: Path
+) -> None:
+    base, _ = server
+    fetched = fetch_justwatch(str(tmp_path), base_url=f"{base}/justwatch")
+    assert len(fetched) == len(JUSTWATCH_SHA256)
+    for file in fetched:
+        assert file.downloaded
+        service = file.path.parent.name
+        assert file.path == tmp_path / "justwatch" / service / "titles.csv"
+        shared = SHARED_DATA / "justwatch" / service / "titles.csv"
+        assert file.path.read_bytes() == shared.read_bytes()
+    again = fetch_justwatch(tmp_path, base_url=f"{base}/justwatch")
+    assert not any(file.downloaded for file in again)
+
+
+def test_a_justwatch_mirror_with_a_changed_file_is_refused(
+    server: tuple[str, type[_Handler]], tmp_path: Path
+) -> None:
+    base, handler = server
+    handler.files["/justwatch/hbo/titles.csv"] = b"id,title\ntm1,Not the pinned file\n"
+    with pytest.raises(DataError, match=r"hbo/titles\.csv: sha256 mismatch"):
+        fetch_justwatch(tmp_path, base_url=f"{base}/justwatch")
+    assert not (tmp_path / "justwatch" / "hbo" / "titles.csv").exists()
+
+
+def test_cli_fetch_justwatch(server: tuple[str, type[_Handler]], tmp_path: Path) -> None:
+    base, _ = server
+    args = ["data", "fetch", "--source", "justwatch", "--dest", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--mirror", f"{base}/justwatch"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("downloaded") == len(JUSTWATCH_SHA256)
+    assert (tmp_path / "justwatch" / "netflix" / "titles.csv").is_file()
+    result = runner.invoke(app, [*args, "--url", f"{base}/x.csv"])
+    assert result.exit_code == 2
+    assert "do not go with --source justwatch" in result.stderr

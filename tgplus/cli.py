@@ -11,6 +11,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -156,7 +157,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 class _DownloadBar:
     """A progress bar that appears only once bytes arrive (errors before that stay one line)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "downloading") -> None:
+        self._label = label
         self._bar: Any = None
         self._task: Any = None
 
@@ -167,7 +169,7 @@ class _DownloadBar:
             columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
             self._bar = Progress(*columns, console=err, transient=True)
             self._bar.start()
-            self._task = self._bar.add_task("downloading", total=total)
+            self._task = self._bar.add_task(self._label, total=total)
         self._bar.update(self._task, completed=done, total=total)
 
     def close(self) -> None:
@@ -175,10 +177,26 @@ class _DownloadBar:
             self._bar.stop()
 
 
+class FetchSource(str, Enum):
+    KAGGLE = "kaggle"
+    JUSTWATCH = "justwatch"
+
+
 @data_app.command("fetch")
 @user_errors
 def data_fetch(
     dest: Annotated[Path, typer.Option(help="Directory to download into.")] = Path("data"),
+    source: Annotated[
+        FetchSource,
+        typer.Option(
+            help="kaggle: The Movies Dataset (credentials needed); justwatch: 11 streaming "
+            "catalogues from a public MIT-licensed repository (no account needed)."
+        ),
+    ] = FetchSource.KAGGLE,
+    mirror: Annotated[
+        str | None,
+        typer.Option(help="With --source justwatch: a copy laid out as <service>/titles.csv."),
+    ] = None,
     url: Annotated[
         str | None, typer.Option(help="Download this file instead of Kaggle's dataset.")
     ] = None,
@@ -190,10 +208,19 @@ def data_fetch(
     ] = None,
     force: Annotated[bool, typer.Option(help="Download again even if the file exists.")] = False,
 ) -> None:
-    """Download The Movies Dataset (Kaggle credentials needed) or a file verified by sha256.
+    """Download The Movies Dataset (Kaggle credentials needed), the JustWatch catalogues
+    (no account needed), or any file verified by sha256.
 
-    Example: tgplus data fetch --url https://example.org/movies.csv --sha256 28a12d27...
+    Examples: tgplus data fetch --source justwatch
+              tgplus data fetch --url https://example.org/movies.csv --sha256 28a12d27...
     """
+    if source is FetchSource.JUSTWATCH:
+        if url is not None or sha256 is not None or name is not None:
+            raise TgplusError("--url, --sha256 and --name do not go with --source justwatch")
+        _fetch_justwatch(dest, mirror, force)
+        return
+    if mirror is not None:
+        raise TgplusError("--mirror goes with --source justwatch")
     if url is None and sha256 is not None:
         raise TgplusError("--sha256 goes with --url; drop it or add the --url to verify")
     if url is not None and sha256 is None:
@@ -210,6 +237,29 @@ def data_fetch(
         bar.close()
     state = "downloaded" if fetched.downloaded else "already present, kept"
     out.print(f"{fetched.path}: {state} (sha256 {fetched.sha256})", highlight=False)
+
+
+def _fetch_justwatch(dest: Path, mirror: str | None, force: bool) -> None:
+    from tgplus.data.fetch import JUSTWATCH_URL, fetch_justwatch
+
+    bars: list[_DownloadBar] = []
+
+    def bar_for(service: str) -> _DownloadBar:
+        if bars:
+            bars[-1].close()
+        bars.append(_DownloadBar(f"justwatch/{service}"))
+        return bars[-1]
+
+    try:
+        fetched = fetch_justwatch(
+            dest, base_url=mirror or JUSTWATCH_URL, force=force, progress=bar_for
+        )
+    finally:
+        if bars:
+            bars[-1].close()
+    for file in fetched:
+        state = "downloaded" if file.downloaded else "already present, kept"
+        out.print(f"{file.path}: {state} (sha256 {file.sha256})", highlight=False)
 
 
 def main() -> None:

