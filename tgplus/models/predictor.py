@@ -97,9 +97,12 @@ class Predictor:
     def kind(self) -> str:
         return self.model.kind
 
-    def scores(self, descriptions: Sequence[str], titles: Sequence[str] | None = None) -> Scores:
+    def scores(
+        self, descriptions: str | Sequence[str], titles: str | Sequence[str] | None = None
+    ) -> Scores:
         """Probabilities, shape (n, genres), for descriptions already checked."""
-        titles = titles if titles is not None else [""] * len(descriptions)
+        descriptions = _listed(descriptions)
+        titles = _listed(titles) if titles is not None else [""] * len(descriptions)
         if len(titles) != len(descriptions):
             raise InputError(f"{len(titles)} titles for {len(descriptions)} descriptions")
         texts = [model_text(d, t) for d, t in zip(descriptions, titles, strict=True)]
@@ -109,20 +112,20 @@ class Predictor:
 
     def predict(
         self,
-        descriptions: Sequence[str],
-        titles: Sequence[str] | None = None,
+        descriptions: str | Sequence[str],
+        titles: str | Sequence[str] | None = None,
         *,
         top_k: int = 3,
         max_chars: int | None = None,
     ) -> list[Prediction]:
-        """Predictions for many descriptions, in order.
+        """Predictions for many descriptions, in order (one plain string counts as a list of one).
 
         An empty description, or one (or a title) longer than `max_chars`,
         raises InputError.
         """
-        checked = [check_description(d, max_chars) for d in descriptions]
+        checked = [check_description(d, max_chars) for d in _listed(descriptions)]
         if titles is not None:
-            titles = [check_title(t, max_chars) for t in titles]
+            titles = [check_title(t, max_chars) for t in _listed(titles)]
         return [self._prediction(row, top_k) for row in self.scores(checked, titles)]
 
     def predict_one(
@@ -146,3 +149,8 @@ class Predictor:
             top=tuple(GenreScore(genres[i], values[i]) for i in order[: max(top_k, 1)]),
             scores=dict(zip(genres, values, strict=True)),
         )
+
+
+def _listed(texts: str | Sequence[str]) -> Sequence[str]:
+    """A plain string as a list of one, so `predict("a plot")` is not read letter by letter."""
+    return [texts] if isinstance(texts, str) else texts
