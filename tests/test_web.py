@@ -110,3 +110,31 @@ def test_an_empty_description_shows_a_message(server: str, browser: object) -> N
     page.get_by_role("button", name="Predict genres").click()
     expect(page.get_by_role("alert")).to_contain_text("more than the limit")
     page.close()
+
+
+def test_the_docs_render_their_operations_offline(server: str, browser: object) -> None:
+    """/docs and /redoc load every asset from the app itself: any other request is refused."""
+    from playwright.sync_api import Browser, Route, expect
+
+    assert isinstance(browser, Browser)
+    page = browser.new_page()
+    elsewhere: list[str] = []
+
+    def only_this_server(route: Route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(server + "/docs")
+    for path in ("/predict", "/predict/batch", "/model", "/{description}"):
+        operation = page.locator(".opblock-summary-path").filter(has_text=path).first
+        expect(operation).to_be_visible()
+    page.locator(".opblock-summary-path", has_text="/predict/batch").first.click()
+    expect(page.get_by_text("Tag many descriptions at once").first).to_be_visible()
+    page.goto(server + "/redoc")
+    expect(page.get_by_text("Tag many descriptions at once").first).to_be_visible()
+    assert elsewhere == []
+    page.close()

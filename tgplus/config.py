@@ -20,7 +20,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TGPLUS_", extra="ignore")
 
-    model_path: Path = Field(default=DEFAULT_MODEL_PATH, description="Model directory to serve.")
+    model_path: Path | None = Field(
+        default=None,
+        description=f"Model directory to serve [default: {DEFAULT_MODEL_PATH} if it exists, "
+        "else the model bundled with tgplus].",
+    )
     host: str = Field(default="127.0.0.1", description="Address the server listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the server listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
