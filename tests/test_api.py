@@ -305,3 +305,27 @@ def test_a_title_longer_than_the_limit_is_422(client: TestClient) -> None:
         "/predict/batch", json={"descriptions": [{"description": CRIME, "title": "t" * 2001}]}
     )
     assert response.status_code == 422
+
+
+def test_with_no_model_named_the_bundled_model_is_served_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tgplus.models.bundled import BUNDLED_MODEL
+
+    monkeypatch.chdir(tmp_path)  # no data/model here
+    monkeypatch.delenv("TGPLUS_MODEL_PATH", raising=False)
+    with caplog.at_level(logging.INFO, logger="tgplus"), TestClient(create_app(Settings())) as c:
+        model = c.get("/model").json()
+        assert model["bundled"] is True
+        assert model["path"] == str(BUNDLED_MODEL)
+        assert c.get("/" + GANGSTER.replace(" ", "%20").replace("'", "%27")).json()["genre"] == (
+            "Crime"
+        )
+    said = [r for r in caplog.records if "bundled" in str(r.msg)]
+    assert len(said) == 1
+
+
+def test_a_named_model_is_not_called_bundled(client: TestClient, fast_model: Path) -> None:
+    model = client.get("/model").json()
+    assert model["bundled"] is False
+    assert model["path"] == str(fast_model)

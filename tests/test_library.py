@@ -55,3 +55,13 @@ def test_predict_takes_a_plain_string_as_one_description() -> None:
     titled = model.predict(HORROR, "The Farmhouse")
     assert titled == model.predict([HORROR], ["The Farmhouse"])
     assert model.scores(CRIME).shape == (1, len(model.genres))
+
+
+def test_model_files_take_str_paths(fast_model: Path, tmp_path: Path) -> None:
+    from tgplus.models import load_predictor, read_metadata, save_predictor
+
+    model = load_predictor(str(fast_model))  # was an AttributeError on str
+    assert read_metadata(str(fast_model))["kind"] == "fast"
+    saved = save_predictor(model, str(tmp_path / "copy"))
+    assert saved == tmp_path / "copy"
+    assert load_predictor(str(saved)).predict_one(CRIME) == model.predict_one(CRIME)

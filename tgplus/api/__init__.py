@@ -27,7 +27,8 @@ if __name__ == "api":
 
     _root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(_root))
-    os.environ.setdefault("TGPLUS_MODEL_PATH", str(_root / "data" / "model"))
+    if (_root / "data" / "model").exists():  # else the bundled model, as `tgplus serve` does
+        os.environ.setdefault("TGPLUS_MODEL_PATH", str(_root / "data" / "model"))
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from tgplus import __version__
 from tgplus.api.errors import add_error_handlers
@@ -59,11 +61,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(load_model, state)
         yield
 
-    app = FastAPI(
+    # /docs loads Swagger UI from files the fastapi-offline package ships (served under
+    # /static-offline-docs), not from a CDN: it works offline. No /redoc: ReDoc's bundle
+    # still fetches its logo from a CDN.
+    app = FastAPIOffline(
         title="tgplus",
         version=__version__,
         summary="Tag movies with genres from their description.",
         lifespan=lifespan,
+        favicon_url="/favicon.ico",
+        redoc_url=None,
     )
     metrics = Metrics()
     # One state object per app; the lifespan fills it in, routes find it on request.app.

@@ -92,11 +92,15 @@ async def ready(request: Request) -> Health | JSONResponse:
 
 @router.get("/model", response_model=ModelOut, tags=["model"], responses=NOT_LOADED)
 async def model_info(request: Request) -> ModelOut:
-    """The loaded model's metadata: kind, genres, thresholds, metrics, training data."""
-    predictor = service(request).require_predictor()
+    """The loaded model's metadata: kind, path, bundled or not, genres, thresholds, metrics,
+    training data."""
+    state = service(request)
+    predictor = state.require_predictor()
     meta = predictor.metadata
     return ModelOut(
         kind=predictor.kind,
+        path=str(state.location.path) if state.location else "",
+        bundled=state.location.bundled if state.location else False,
         genres=list(predictor.genres),
         thresholds=[float(t) for t in predictor.thresholds],
         trained_at=meta.get("trained_at"),

@@ -77,6 +77,11 @@ class ErrorOut(BaseModel):
 
 class ModelOut(BaseModel):
     kind: str
+    path: str = Field(description="The model directory served.")
+    bundled: bool = Field(
+        description="True when no model was named and there is no data/model: the model "
+        "that ships with tgplus is served."
+    )
     genres: list[str]
     thresholds: list[float]
     trained_at: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from starlette.requests import Request
@@ -13,6 +13,7 @@ from tgplus.api.observability import Metrics, log
 from tgplus.config import Settings
 from tgplus.errors import ModelError, TgplusError
 from tgplus.models import Predictor, load_predictor
+from tgplus.models.bundled import ModelLocation, locate_model
 
 T = TypeVar("T")
 
@@ -26,6 +27,7 @@ class ServiceState:
     settings: Settings
     metrics: Metrics
     predictor: Predictor | None = None
+    location: ModelLocation | None = None
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
 
@@ -48,8 +50,13 @@ def service(request: Request) -> ServiceState:
 
 
 def load_model(state: ServiceState) -> None:
-    """Load and warm up the configured model, or record (and log once) why it cannot be."""
-    path = state.settings.model_path
+    """Load and warm up the configured model, or record (and log once) why it cannot be.
+
+    With no model path configured this is data/model when it exists, else the
+    bundled model; the one log line says which.
+    """
+    location = locate_model(state.settings.model_path)
+    path = location.path
     try:
         predictor = load_predictor(path)
         predictor.predict_one("warm up the model before the first request")
@@ -59,12 +66,10 @@ def load_model(state: ServiceState) -> None:
         state.metrics.model_loaded.set(0)
         return
     state.predictor = predictor
+    state.location = location
     state.metrics.model_loaded.set(1)
-    log.info(
-        {
-            "event": "model_loaded",
-            "path": str(path),
-            "kind": predictor.kind,
-            "genres": len(predictor.genres),
-        }
-    )
+    event: dict[str, Any] = {"event": "model_loaded", "path": str(path), "kind": predictor.kind}
+    event.update(genres=len(predictor.genres), bundled=location.bundled)
+    if location.bundled:
+        event["message"] = location.describe()
+    log.info(event)

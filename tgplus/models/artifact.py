@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from tgplus.models.predictor import Predictor
 FORMAT_VERSION = 2
 METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "model.npz"
+StrPath = str | os.PathLike[str]
+"""A path as users pass it: `"data/model"` as well as `Path("data/model")`."""
 ARTIFACT_FILES = frozenset({METADATA_FILE, ARRAYS_FILE})
 CHECKSUM_FIELD = "metadata_sha256"
 
@@ -79,12 +82,13 @@ class ArtifactHeader(BaseModel):
         return self
 
 
-def check_destination(path: Path) -> None:
+def check_destination(path: StrPath) -> None:
     """Refuse to save over anything but a tgplus model: a file, or a directory of other things.
 
     Called before training starts, so a mistaken --out costs nothing, and again
     when saving.
     """
+    path = Path(path)
     if path.exists() and not path.is_dir():
         raise ModelError(f"{path}: is a file, not a model directory; choose another --out")
     if not path.is_dir():
@@ -110,8 +114,9 @@ def _looks_like_a_model(path: Path) -> bool:
     return isinstance(metadata, dict) and "format_version" in metadata and "kind" in metadata
 
 
-def save_predictor(predictor: Predictor, path: Path) -> Path:
+def save_predictor(predictor: Predictor, path: StrPath) -> Path:
     """Write `predictor` to the directory `path`, replacing a previous model only on success."""
+    path = Path(path)
     check_destination(path)
     state = predictor.model.get_state()
     with atomic_directory(path) as partial:
@@ -138,8 +143,9 @@ def save_predictor(predictor: Predictor, path: Path) -> Path:
     return path
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
+def read_metadata(path: StrPath) -> dict[str, Any]:
     """The parsed metadata.json of the model at `path`, or a ModelError saying why not."""
+    path = Path(path)
     if not path.exists():
         hint = f"train one with `tgplus train --out {path}`"
         previous = interrupted_replacement(path)
@@ -164,8 +170,9 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return metadata
 
 
-def load_predictor(path: Path) -> Predictor:
-    """Load the model at `path`, checking every file before trusting it."""
+def load_predictor(path: StrPath) -> Predictor:
+    """Load the model at `path` (a `str` or a `Path`), checking every file before trusting it."""
+    path = Path(path)
     metadata = read_metadata(path)
     version = metadata.get("format_version")
     if isinstance(version, int) and version > FORMAT_VERSION:
