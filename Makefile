@@ -21,7 +21,7 @@ PORT ?= 8000
 # `make serve` serves the model bundled with tgplus (no data needed) unless you ask for
 # your own with DATA, MODEL or KIND on the command line, or data/model already exists:
 # then it trains MODEL from DATA if there is none yet, and serves it.
-OWN_MODEL := $(or $(foreach v,DATA MODEL KIND,$(filter command,$(origin $(v)))),$(wildcard $(MODEL)/metadata.json))
+OWN_MODEL := $(strip $(foreach v,DATA MODEL KIND,$(filter command,$(origin $(v)))) $(wildcard $(MODEL)/metadata.json))
 
 RUNTIME_STAMP := $(VENV)/.tgplus-runtime
 PIECES_STAMP := $(VENV)/.tgplus-pieces
