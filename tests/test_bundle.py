@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from tgplus.cli import app
 from tgplus.errors import ModelError
 from tgplus.files import sha256_file
 from tgplus.models import Predictor, load_predictor, read_metadata
+from tgplus.models import bundled as bundled_module
 from tgplus.models.bundled import BUNDLED_MODEL
 from tgplus.models.lexical import FastModel
 from tgplus.training import train
@@ -102,3 +104,24 @@ def test_make_bundle_records_paths_under_the_data_root(small_data: Path, tmp_pat
     assert metadata["data"][0]["sha256"] == sha256_file(small_data)
     assert metadata["bundle"]["keep_terms"] == 0.8
     assert metadata["hyperparameters"]["precision"] == "float16"
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_missing_or_damaged_bundled_model_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    broken = tmp_path / "site-packages" / "tgplus" / "bundled"
+    if damage == "truncated":
+        shutil.copytree(BUNDLED_MODEL, broken)
+        arrays = (broken / "model.npz").read_bytes()
+        (broken / "model.npz").write_bytes(arrays[: len(arrays) // 2])
+    monkeypatch.setattr(bundled_module, "BUNDLED_MODEL", broken)
+    monkeypatch.chdir(tmp_path)  # no data/model here
+    monkeypatch.delenv("TGPLUS_MODEL_PATH", raising=False)
+    result = runner.invoke(app, ["predict", GANGSTER])
+    assert result.exit_code == 2
+    said, error = result.stderr.splitlines()
+    assert said.startswith("using the bundled model")
+    assert error.startswith("error: ")
+    assert str(broken) in error
+    assert "Traceback" not in result.stderr
