@@ -40,6 +40,7 @@ from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
 from tgplus.metrics import known_matrix, label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
+from tgplus.models.artifact import check_destination
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,8 @@ def train(
     every movie file under data/. `loading` says how to read them (without
     it: `source_format` and `languages`, the built-in genre mappings, movies only).
     """
+    if out is not None:
+        check_destination(out)  # before minutes of training, not after
     model = model or make_model(kind, encoder=encoder, progress=progress)
     loading = loading or LoadSettings(source_format=source_format, languages=languages)
     files = training_files_or_default(files)
