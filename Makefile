@@ -22,7 +22,7 @@ PORT ?= 8000
 RUNTIME_STAMP := $(VENV)/.tgplus-runtime
 DEV_STAMP := $(VENV)/.tgplus-dev
 
-.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench clean
+.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench tune clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -79,9 +79,14 @@ evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside
 serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and serve on HOST:PORT
 	$(BIN)/tgplus serve --model $(MODEL) --host $(HOST) --port $(PORT)
 
-bench: $(DEV_STAMP) ## Train and measure every model kind, then the HTTP service
+bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, then the HTTP service
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/catalogues.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
+
+tune: $(DEV_STAMP) ## Re-derive the fast and accurate settings and blend weights by cross-validation
+	$(BIN)/python bench/tune.py --kind fast $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/tune.py --kind accurate $(addprefix --data ,$(DATA))
 
 clean: ## Remove caches and build files (keeps .venv, data/ and models)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
