@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tgplus.errors import ModelError
-from tgplus.evaluation import languages_of, select_movies, split_settings_of
+from tgplus.evaluation import loading_of, select_movies, split_settings_of
 from tgplus.files import sha256_file
 from tgplus.metrics import measure
 from tgplus.models import Predictor, save_predictor
@@ -55,7 +55,8 @@ def build_bundle(
     keep_terms: float = DEFAULT_KEEP_TERMS,
     progress: bool = False,
 ) -> BundleResult:
-    """Train `fast` on `files`, compact it, measure both, and save the compact one to `out`."""
+    """Train `fast` on `files` (files or directories), compact it, measure both, and save
+    the compact one to `out`."""
     paths = [Path(file) for file in files]
     root = Path(data_root) if data_root is not None else None
     trained = train(paths, kind="fast", progress=progress)
@@ -64,7 +65,7 @@ def build_bundle(
         raise ModelError("the bundled model must be a fast model")
     compact_model = full.model.compacted(keep_terms=keep_terms)
     compact = Predictor(compact_model, full.thresholds)
-    test = select_movies(paths, "test", split_settings_of(full), languages=languages_of(full))
+    test = select_movies(paths, "test", split_settings_of(full), loading=loading_of(full))
     compact_metrics = measure(compact, test).metrics
     data = []
     for entry in full.metadata["data"]:
