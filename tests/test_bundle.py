@@ -125,3 +125,19 @@ def test_a_missing_or_damaged_bundled_model_is_one_clear_line(
     assert error.startswith("error: ")
     assert str(broken) in error
     assert "Traceback" not in result.stderr
+
+
+def test_evaluating_the_bundled_model_needs_data_and_works_with_it(
+    small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no data/model here
+    monkeypatch.delenv("TGPLUS_MODEL_PATH", raising=False)
+    result = runner.invoke(app, ["evaluate"])
+    assert result.exit_code == 2
+    said, error = result.stderr.splitlines()
+    assert said.startswith("using the bundled model")
+    assert error.startswith("error: ")
+    assert "pass --data" in error
+    result = runner.invoke(app, ["evaluate", "--data", str(small_data), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["hit_at_1"] > 0.6

@@ -32,7 +32,7 @@ from tgplus.data import (
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
-from tgplus.models.bundled import BUNDLED_MODEL, DEFAULT_KEEP_TERMS, locate_model
+from tgplus.models.bundled import BUNDLED_MODEL, DEFAULT_KEEP_TERMS, ModelLocation, locate_model
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -356,14 +356,18 @@ ModelPathOption = Annotated[
 ]
 
 
-def _model_path(path: Path | None) -> Path:
+def _model_location(path: Path | None) -> ModelLocation:
     """The model to use; says so on stderr when it is the bundled one."""
     from tgplus.config import Settings
 
     location = locate_model(path if path is not None else Settings().model_path)
     if location.bundled:
         err.print(location.describe(), markup=False, highlight=False)
-    return location.path
+    return location
+
+
+def _model_path(path: Path | None) -> Path:
+    return _model_location(path).path
 
 
 def _short_names(paths: list[str]) -> dict[str, str]:
@@ -563,8 +567,14 @@ def evaluate(
     from tgplus.evaluation import comparison_rows, run_evaluation
     from tgplus.metrics import HEADLINE
 
+    location = _model_location(model)
+    if location.bundled and not data:
+        raise TgplusError(
+            "the bundled model names its training files by their place in the shared data, "
+            "not where they are here; pass --data FILE or --data DIRECTORY to evaluate it"
+        )
     run = run_evaluation(
-        _model_path(model),
+        location.path,
         data,
         split=split,
         source_format=source_format,

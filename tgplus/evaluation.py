@@ -158,6 +158,8 @@ def compare_baselines(
     predictor: Predictor, kinds: Sequence[str], movies: Sequence[Movie], *, progress: bool = False
 ) -> list[Evaluation]:
     """Train each baseline kind on the model's own training files and split, then evaluate."""
+    if not kinds:
+        return []  # nothing to train: the training files need not be at hand
     files = training_files(predictor)
     if not files:
         raise ModelError("the model does not record its training files; cannot train baselines")
