@@ -65,3 +65,15 @@ def test_model_files_take_str_paths(fast_model: Path, tmp_path: Path) -> None:
     saved = save_predictor(model, str(tmp_path / "copy"))
     assert saved == tmp_path / "copy"
     assert load_predictor(str(saved)).predict_one(CRIME) == model.predict_one(CRIME)
+
+
+def test_the_readmes_python_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## In Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in code.splitlines() if line.strip()]) == 3
+    monkeypatch.chdir(tmp_path)  # no data/model: the bundled model
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == "Crime\n"
