@@ -203,8 +203,12 @@ def score_file(
                     table, scored, reasons = scored_table(chunk, predictor, schema, with_scores)
                     for sink in sinks:
                         write_part(sink.take(table), _part_path(work, number, sink), sink.format)
-                    stats = {"chunk": number, "rows": chunk.rows, "scored": scored}
-                    stats["skipped"] = dict(reasons)
+                    stats = {
+                        "chunk": number,
+                        "rows": chunk.rows,
+                        "scored": scored,
+                        "skipped": dict(reasons),
+                    }
                     with atomic_file(work / f"part-{number:06d}.json") as partial:
                         partial.write_text(json.dumps(stats), encoding="utf-8")
                     report.add(chunk.rows, scored, reasons)
