@@ -243,15 +243,12 @@ def _to_stdout(
     started: float,
 ) -> ScoringReport:
     report = ScoringReport()
-    header = True
     schema = output_schema(reader.kept_schema(columns), predictor.genres, with_scores)
+    sys.stdout.write(csv_header(schema.names))
     for chunk in reader.chunks(columns, chunk_rows):
         table, scored, reasons = scored_table(chunk, predictor, schema, with_scores)
-        write_stdout(table, sys.stdout, header=header)
-        header = False
+        write_stdout(table, sys.stdout)
         report.add(chunk.rows, scored, reasons)
-    if header:
-        sys.stdout.write(csv_header(schema.names))
     sys.stdout.flush()
     report.seconds = time.perf_counter() - started
     return report

@@ -485,10 +485,10 @@ def assemble(parts: Sequence[Path], target: Path, file_format: Format, schema: p
                 shutil.copyfileobj(stream, out, 1 << 20)
 
 
-def write_stdout(table: pa.Table, stream: IO[str], header: bool) -> None:
-    """A chunk as CSV on a text stream (standard output)."""
+def write_stdout(table: pa.Table, stream: IO[str]) -> None:
+    """A chunk as CSV rows (no header) on a text stream, such as standard output."""
     buffer = io.BytesIO()
-    _write_csv_part(table, buffer, header=header)
+    _write_csv_part(table, buffer, header=False)
     stream.write(buffer.getvalue().decode("utf-8"))
 
 
