@@ -434,3 +434,23 @@ def test_dask_starts_its_own_local_cluster(fast_model: Path, tmp_path: Path) -> 
     )  # fmt: skip
     assert code == 0, stderr
     assert read_any(tmp_path / "out")[0]["id"] == "7"
+
+
+def test_the_readme_recipe_for_dask_users(
+    fast_model: Path, predictor: Predictor, catalogue_parts: Path, dask_scheduler: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    import dask.dataframe as dd
+    from distributed import Client
+
+    import tgplus
+    from tgplus.scoring import parquet_schema
+
+    with Client(dask_scheduler):
+        frame = dd.read_parquet(catalogue_parts)
+        meta = tgplus.score_frame(frame._meta, model=fast_model)
+        scored = frame.map_partitions(tgplus.score_frame, model=fast_model, meta=meta)
+        scored.to_parquet(tmp_path / "genres", write_index=False, schema=parquet_schema(meta))
+    rows = read_any(tmp_path / "genres")
+    reference = read_any(single_process_reference(predictor, catalogue_parts, tmp_path))
+    assert predictions_by_id(rows) == predictions_by_id(reference)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tgplus.batch import ScoringReport
-from tgplus.catalogue import SUFFIXES, Format, output_schema
+from tgplus.catalogue import SUFFIXES, Format
 from tgplus.errors import DataError, InputError, TgplusError
 from tgplus.files import atomic_directory
 from tgplus.scoring import (
@@ -34,6 +34,7 @@ from tgplus.scoring import (
     cached_predictor,
     check_output_names,
     choose_columns,
+    parquet_schema,
     score_pandas,
 )
 
@@ -170,17 +171,6 @@ def score_partition(
     return scored
 
 
-def _kept_schema(meta: pd.DataFrame, keep: Sequence[str]) -> pa.Schema:
-    """Arrow types of the kept columns; untyped (object) columns hold text."""
-    fields = []
-    for name in keep:
-        if meta[name].dtype == object:
-            fields.append(pa.field(name, pa.string()))
-        else:
-            fields.append(pa.Schema.from_pandas(meta[[name]], preserve_index=False).field(name))
-    return pa.schema(fields)
-
-
 def score_with_dask(
     model_path: Path,
     source: str,
@@ -232,7 +222,7 @@ def score_with_dask(
         meta=meta,
         align_dataframes=False,
     )
-    schema = output_schema(_kept_schema(meta, columns.keep), predictor.genres, with_scores)
+    schema = parquet_schema(meta)
     with dask_client(scheduler, workers), atomic_directory(output) as partial:
         try:
             scored.to_parquet(partial, write_index=False, schema=schema)

@@ -26,6 +26,7 @@ from tgplus.models import Predictor, load_predictor
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 GENRE = "predicted_genre"
 """Output column: the top-scored genre."""
@@ -253,6 +254,29 @@ def score_pandas(
         added[name] = added[name].astype(object)
     base = frame if keep is None else frame[list(keep)]
     return pd.concat([base, added], axis=1)
+
+
+def parquet_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The Arrow schema to write a `score_frame` result (or its Dask `meta`) to Parquet.
+
+    Dask's `to_parquet` cannot guess the type of the genre lists from an empty
+    frame; pass it this: `scored.to_parquet(path, schema=parquet_schema(meta))`.
+    Columns of Python objects are taken to hold text.
+    """
+    import pyarrow as pa
+
+    fields = []
+    for name in frame.columns:
+        if name == GENRES:
+            kind = pa.list_(pa.string())
+        elif name in (GENRE, SKIP_REASON) or frame[name].dtype == object:
+            kind = pa.string()
+        elif str(name).startswith(SCORE_PREFIX):
+            kind = pa.float32()
+        else:
+            kind = pa.Schema.from_pandas(frame[[name]], preserve_index=False).field(name).type
+        fields.append(pa.field(str(name), kind))
+    return pa.schema(fields)
 
 
 def score_frame(
