@@ -117,10 +117,6 @@ def _text_table(names: Iterable[str], values: dict[str, list[str | None]]) -> pa
     return pa.table({name: pa.array(values[name], pa.string()) for name in names})
 
 
-def _text_schema(columns: Columns) -> pa.Schema:
-    return pa.schema([pa.field(name, pa.string()) for name in columns.keep])
-
-
 # -- CSV ---------------------------------------------------------------------------------------
 
 
@@ -160,7 +156,22 @@ def _where(path: Path, row: int, line: int | None = None) -> str:
     return f"{path}: row {row:,}" + (f" (line {line:,})" if line is not None else "")
 
 
-class CsvReader:
+class _TextReader:
+    """What the CSV and JSON Lines readers share: a text file, progress in bytes."""
+
+    _file: _TextFile
+
+    def progress(self) -> tuple[int, int | None]:
+        return self._file.position(), self._file.size
+
+    def close(self) -> None:
+        self._file.close()
+
+    def kept_schema(self, columns: Columns) -> pa.Schema:
+        return pa.schema([pa.field(name, pa.string()) for name in columns.keep])
+
+
+class CsvReader(_TextReader):
     """A CSV file with a header row; every value is read as text, exactly as written."""
 
     def __init__(self, path: Path) -> None:
@@ -178,15 +189,6 @@ class CsvReader:
             self.close()
             raise DataError(f"{path}: the file is empty; pass a CSV file with a header row")
         self.columns = [name.strip() for name in header]
-
-    def progress(self) -> tuple[int, int | None]:
-        return self._file.position(), self._file.size
-
-    def close(self) -> None:
-        self._file.close()
-
-    def kept_schema(self, columns: Columns) -> pa.Schema:
-        return _text_schema(columns)
 
     def chunks(self, columns: Columns, size: int) -> Iterator[Chunk]:
         index = {name: position for position, name in enumerate(self.columns)}
@@ -268,7 +270,7 @@ def _json_value(value: object) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-class JsonLinesReader:
+class JsonLinesReader(_TextReader):
     """One JSON object per line; its keys are the columns (the first object's, in order)."""
 
     def __init__(self, path: Path) -> None:
@@ -286,15 +288,6 @@ class JsonLinesReader:
             self.close()
             raise DataError(f"{path}: the file is empty; pass one JSON object per line")
         self.columns = list(self._first)
-
-    def progress(self) -> tuple[int, int | None]:
-        return self._file.position(), self._file.size
-
-    def close(self) -> None:
-        self._file.close()
-
-    def kept_schema(self, columns: Columns) -> pa.Schema:
-        return _text_schema(columns)
 
     def _next_record(self) -> dict[str, Any] | None:
         while True:

@@ -608,6 +608,12 @@ def predict(
         raise TgplusError(f"--engine {engine!r} is not one of: local, dask")
     if input_file is not None and descriptions:
         raise TgplusError("give descriptions or --input FILE, not both")
+    choice: dict[str, Any] = {
+        "text": text_column,
+        "title": title_column,
+        "keep": _keep_columns(keep),
+        "with_scores": scores,
+    }
     if input_file is not None and engine == "dask":
         from tgplus.distributed import score_with_dask
 
@@ -620,15 +626,7 @@ def predict(
                 "--resume is for --engine local; Dask retries failed partitions itself"
             )
         report = score_with_dask(
-            _model_path(model),
-            input_file,
-            output,
-            text=text_column,
-            title=title_column,
-            keep=_keep_columns(keep),
-            with_scores=scores,
-            scheduler=scheduler,
-            workers=workers,
+            _model_path(model), input_file, output, scheduler=scheduler, workers=workers, **choice
         )
         err.print(report.describe(), markup=False, highlight=False)
         return
@@ -646,13 +644,10 @@ def predict(
                 predictor,
                 source,
                 output,
-                text=text_column,
-                title=title_column,
-                keep=_keep_columns(keep),
-                with_scores=scores,
                 resume=resume,
                 chunk_rows=chunk_rows,
                 progress=bar,
+                **choice,
             )
         except Interrupted as stop:
             err.print(str(stop), markup=False, highlight=False)

@@ -201,27 +201,16 @@ def score_with_dask(
     )
     check_output_names(columns, predictor.genres, with_scores)
     frame = frame[list(columns.needed)]
-    json_values = file_format is Format.JSONL
-    meta = score_partition(
-        frame._meta,
+    arguments = (
         str(model_path.resolve()),
         columns.text,
         columns.title,
         columns.keep,
         with_scores,
-        json_values,
+        file_format is Format.JSONL,
     )
-    scored = frame.map_partitions(
-        score_partition,
-        str(model_path.resolve()),
-        columns.text,
-        columns.title,
-        columns.keep,
-        with_scores,
-        json_values,
-        meta=meta,
-        align_dataframes=False,
-    )
+    meta = score_partition(frame._meta, *arguments)
+    scored = frame.map_partitions(score_partition, *arguments, meta=meta, align_dataframes=False)
     schema = parquet_schema(meta)
     with dask_client(scheduler, workers), atomic_directory(output) as partial:
         try:
