@@ -34,18 +34,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import data_arguments, data_files, table
 from tgplus.catalogue import open_catalogue
-from tgplus.scoring import GENRES, SKIP_REASON, Columns
+from tgplus.errors import InputError
+from tgplus.scoring import GENRES, SKIP_REASON, choose_columns
 
 PART_ROWS = 62_500
+TEXT_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
+def text_files(paths: list[Path]) -> list[Path]:
+    """The files given, and the CSV and JSON Lines files below each directory given."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES)
+        else:
+            found.append(path)
+    return found
 
 
 def real_rows(files: list[Path]) -> list[tuple[str, str]]:
-    """(title, overview) of every row of the data files, empty overviews included."""
+    """(title, text) of every row of the files with a text column, empty texts included."""
     rows: list[tuple[str, str]] = []
     for path in files:
         reader = open_catalogue(path)
         try:
-            for chunk in reader.chunks(Columns("overview", "title", ()), 50_000):
+            columns = choose_columns(reader.columns, str(path), keep=())
+        except InputError:
+            reader.close()
+            continue  # a table without descriptions
+        try:
+            for chunk in reader.chunks(columns, 50_000):
                 titles = chunk.titles or [""] * chunk.rows
                 rows += [
                     (str(t or ""), str(o or "")) for t, o in zip(titles, chunk.texts, strict=True)
@@ -151,14 +169,16 @@ def main() -> None:
 
             model = scratch / "model"
             train(files, kind="fast", out=model)
-        rows = real_rows(files)
+        sources = text_files(files)
+        rows = real_rows(sources)
         big_csv, parts = scratch / "catalogue.csv", scratch / "catalogue-parts"
         small_csv = scratch / "small.csv"
         write_catalogue(rows, arguments.rows, big_csv, parts)
         first_rows(big_csv, min(arguments.small, arguments.rows), small_csv)
         print(
             f"catalogue: {arguments.rows:,} rows cycling {len(rows):,} real rows of "
-            f"{', '.join(f.name for f in files)}; CSV {big_csv.stat().st_size / 2**20:.0f} MB, "
+            f"{len(sources)} files under {', '.join(map(str, files))}; "
+            f"CSV {big_csv.stat().st_size / 2**20:.0f} MB, "
             f"{len(list(parts.iterdir()))} Parquet parts; model: {model}"
         )
         results: list[dict[str, Any]] = []
