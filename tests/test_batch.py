@@ -454,3 +454,44 @@ def test_the_readme_recipe_for_dask_users(
     rows = read_any(tmp_path / "genres")
     reference = read_any(single_process_reference(predictor, catalogue_parts, tmp_path))
     assert predictions_by_id(rows) == predictions_by_id(reference)
+
+
+def test_a_worker_that_dies_mid_run_is_replaced_and_the_output_is_complete(
+    fast_model: Path, catalogue_parts: Path, dask_scheduler: str, tmp_path: Path
+) -> None:
+    """Runs last in this module: it kills one of the shared cluster's workers."""
+    import os
+    import signal
+    import threading
+
+    from distributed import Client
+
+    from tgplus.distributed import score_with_dask
+
+    parts = tmp_path / "parts"  # more, smaller partitions: the run lasts long enough to interrupt
+    parts.mkdir()
+    table = pq.read_table(catalogue_parts)
+    for number, start in enumerate(range(0, table.num_rows, 500)):
+        pq.write_table(table.slice(start, 500), parts / f"part-{number:03d}.parquet")
+    results: list[Any] = []
+    run_in_background = threading.Thread(
+        target=lambda: results.append(
+            score_with_dask(fast_model, str(parts), tmp_path / "out", scheduler=dask_scheduler)
+        )
+    )
+    with Client(dask_scheduler) as client:
+        before = set(client.scheduler_info()["workers"])
+        run_in_background.start()
+        deadline = time.monotonic() + 60
+        while not any(client.processing().values()):
+            assert time.monotonic() < deadline, "no task ever started"
+            time.sleep(0.05)
+        victim = next(worker for worker, tasks in client.processing().items() if tasks)
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        run_in_background.join(timeout=120)
+        assert victim not in set(client.scheduler_info()["workers"])
+        assert before != set(client.scheduler_info()["workers"])
+    assert results, "the run did not finish"
+    assert results[0].rows == 12_996
+    assert len({row["id"] for row in read_any(tmp_path / "out")}) == 12_996
