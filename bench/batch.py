@@ -8,7 +8,9 @@ directory of Parquet parts. Then runs `tgplus predict` as its own process:
 single-process CSV -> Parquet on the full catalogue and on its first
 `--small` rows (to show that memory does not grow with the file), and
 `--engine dask` with `--workers` local workers on the Parquet parts. Prints
-rows/s, wall time and peak RSS (for Dask: the sum over the client and its
+rows/s, wall time, CPU time (the process and the workers it waited for;
+rows per CPU-second is what an idle core would do, when other jobs share
+the machine) and peak RSS (for Dask also the sum over the client and its
 workers, sampled every 0.2 s), and checks that both engines gave the same
 genres on every row.
 """
@@ -136,6 +138,7 @@ def run(command: list[str]) -> dict[str, Any]:
         raise SystemExit(f"error: {' '.join(command)} failed:\n{stderr}")
     return {
         "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
         "peak_mb": usage.ru_maxrss / 1024,
         "tree_mb": peak_tree / 2**20,
         "summary": stderr.strip().splitlines()[-1],
@@ -209,6 +212,8 @@ def main() -> None:
             row["wall s"] = f"{row['seconds']:.1f}"
             row["peak RSS MB"] = f"{row['peak_mb']:.0f}"
             row["tree MB"] = f"{row['tree_mb']:.0f}"
+            row["cpu s"] = f"{row['cpu']:.1f}"
+            row["per cpu"] = f"{row['rows'] / row['cpu']:,.0f}"
             row["rows"] = f"{row['rows']:,}"
         print(
             table(
@@ -218,6 +223,8 @@ def main() -> None:
                     ("rows", "rows"),
                     ("rows/s", "rows/s"),
                     ("wall s", "wall s"),
+                    ("cpu s", "CPU s"),
+                    ("per cpu", "rows per CPU-s"),
                     ("peak RSS MB", "peak RSS MB (main process)"),
                     ("tree MB", "peak RSS MB (process tree)"),
                 ],
