@@ -257,6 +257,13 @@ def test_resume_continues_without_rescoring_finished_chunks(
     with pytest.raises(InputError, match="another input file, model or options"):
         score_file(predictor, top10k, output, chunk_rows=500, resume=True)
 
+    manifest = work_directory(output) / "manifest.json"
+    kept = manifest.read_text(encoding="utf-8")
+    manifest.write_text("{not json", encoding="utf-8")
+    with pytest.raises(InputError, match="unfinished run there is unreadable"):
+        score_file(predictor, top10k, output, chunk_rows=1000, resume=True)
+    manifest.write_text(kept, encoding="utf-8")
+
     report = score_file(predictor, top10k, output, chunk_rows=1000, resume=True)
     assert report.resumed == 3000
     assert report.rows == 10_000

@@ -121,19 +121,27 @@ def _source_stamp(source: Path) -> dict[str, Any]:
 def _prepare_work(work: Path, manifest: dict[str, Any], resume: bool) -> dict[int, dict[str, Any]]:
     """Parts already done (by chunk number) when resuming, else a fresh work directory."""
     if resume and (work / MANIFEST).is_file():
-        previous = json.loads((work / MANIFEST).read_text(encoding="utf-8"))
+        try:
+            previous = json.loads((work / MANIFEST).read_text(encoding="utf-8"))
+            done = {}
+            for stats in sorted(work.glob("part-*.json")):
+                record = json.loads(stats.read_text(encoding="utf-8"))
+                done[int(record["chunk"])] = record
+        except (ValueError, KeyError, TypeError):
+            raise InputError(
+                f"{work}: the unfinished run there is unreadable; run without --resume to "
+                "start over"
+            ) from None
         if previous != manifest:
             raise InputError(
                 f"{work}: the unfinished run there used another input file, model or options; "
                 "run without --resume to start over"
             )
-        done = {}
-        for stats in sorted(work.glob("part-*.json")):
-            record = json.loads(stats.read_text(encoding="utf-8"))
-            done[int(record["chunk"])] = record
         return done
     if resume:
         log.info("nothing to resume at %s; scoring from the start", work)
+    elif work.exists():
+        log.info("discarding the unfinished run at %s (--resume would continue it)", work)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
