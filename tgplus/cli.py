@@ -557,19 +557,19 @@ def predict(
     text_column: Annotated[
         str | None,
         typer.Option(
-            help="With --input: the description column [default: overview or description]."
+            help="With --input: the description column (default: overview or description)."
         ),
     ] = None,
     title_column: Annotated[
         str | None,
         typer.Option(
-            help="With --input: the title column [default: title if present; '' for none]."
+            help="With --input: the title column (default: title if present; '' for none)."
         ),
     ] = None,
     keep: Annotated[
         str | None,
         typer.Option(
-            help="With --input: columns to copy to the output, e.g. id,title [default: id,title]."
+            help="With --input: columns to copy to the output, e.g. id,imdb_id (default: id,title)."
         ),
     ] = None,
     scores: Annotated[
