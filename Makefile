@@ -48,10 +48,10 @@ $(PIECES_STAMP): $(RUNTIME_STAMP)
 	touch $@
 
 $(DEV_STAMP): $(PIECES_STAMP)
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings,dask]'
 	touch $@
 
-dev: $(DEV_STAMP) ## Create .venv and install tgplus with dev tools and embeddings
+dev: $(DEV_STAMP) ## Create .venv and install tgplus with dev tools, embeddings and dask
 	@echo "ready: source $(VENV)/bin/activate"
 
 lint: $(DEV_STAMP) ## Lint with ruff
@@ -96,10 +96,11 @@ bundle: $(PIECES_STAMP) ## Rebuild the model shipped in tgplus/bundled from ever
 build: $(DEV_STAMP) ## Build the wheel and sdist into dist/
 	$(BIN)/python -m build --no-isolation --outdir dist .
 
-bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, then the HTTP service
+bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, the HTTP service, batch scoring
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/catalogues.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/batch.py $(addprefix --data ,$(DATA))
 
 tune: $(DEV_STAMP) ## Re-derive the fast and accurate settings and blend weights by cross-validation
 	$(BIN)/python bench/tune.py --kind fast $(addprefix --data ,$(DATA))
@@ -111,6 +112,6 @@ clean: ## Remove caches and build files (keeps .venv, data/ and models)
 
 lock: $(RUNTIME_STAMP) ## Re-pin constraints.txt from pyproject.toml (needs network to PyPI)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra embeddings --universal \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra embeddings --extra dask --universal \
 		--python-version 3.10 --no-header --no-annotate -o $(CONSTRAINTS)
 	sed -i '1i # Pinned versions of every dependency (all extras), for Python 3.10+ on any platform.\n# Regenerate with `make lock` after changing pyproject.toml.' $(CONSTRAINTS)
