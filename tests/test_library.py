@@ -77,3 +77,15 @@ def test_the_readmes_python_example_runs_as_written(
     monkeypatch.chdir(tmp_path)  # no data/model: the bundled model
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out == "Crime\n"
+
+
+def test_score_frame_defaults_to_the_bundled_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)  # no data/model here
+    monkeypatch.delenv("TGPLUS_MODEL_PATH", raising=False)
+    frame = pd.DataFrame({"overview": ["A mafia boss's son becomes a ruthless gangster."]})
+    scored = tgplus.score_frame(frame, title=None)
+    assert scored["predicted_genre"].tolist() == ["Crime"]

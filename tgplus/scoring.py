@@ -289,16 +289,18 @@ def score_frame(
 ) -> pd.DataFrame:
     """A copy of `frame` with `predicted_genre`, `predicted_genres`, `skip_reason` added.
 
-    `model` is a Predictor or a model directory (default: $TGPLUS_MODEL_PATH
-    or data/model), loaded once per process. `title=None` scores text alone;
-    `scores=True` adds a `score_<Genre>` column per genre. Rows without usable
-    text stay, with a reason in `skip_reason`. Works as the function of
+    `model` is a Predictor or a model directory (default: $TGPLUS_MODEL_PATH,
+    else data/model if it exists, else the bundled model), loaded once per
+    process. `title=None` scores text alone; `scores=True` adds a
+    `score_<Genre>` column per genre. Rows without usable text stay, with a
+    reason in `skip_reason`. Works as the function of
     `dask.dataframe.map_partitions` too (see the README).
     """
     if model is None:
         from tgplus.config import Settings
+        from tgplus.models.bundled import locate_model
 
-        model = Settings().model_path
+        model = locate_model(Settings().model_path).path
     predictor = model if isinstance(model, Predictor) else cached_predictor(model)
     columns = choose_columns(
         [str(name) for name in frame.columns], "the DataFrame", text=text, title=title or ""
