@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute, Mount
 
+from tgplus.api.routes import every_route
 from tgplus.api.schemas import NOT_BLANK
 from tgplus.api.state import ServiceState
 
@@ -23,7 +24,7 @@ def install_openapi(app: FastAPI, state: ServiceState) -> None:
                     title=app.title, version=app.version, summary=app.summary, routes=app.routes
                 ),
                 state,
-                app.routes,
+                every_route(app),
             )
         return app.openapi_schema
 
