@@ -128,3 +128,11 @@ def test_a_body_that_stalls_gets_408(server: tuple[str, int]) -> None:
         )
         answer = _read_until_closed(connection, 10)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+
+
+def test_bytes_that_are_not_http_get_a_400_in_the_error_shape(server: tuple[str, int]) -> None:
+    with socket.create_connection(server) as connection:
+        connection.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+        answer = _read_until_closed(connection, 5)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert set(json.loads(answer.split(b"\r\n\r\n", 1)[1])) == {"detail", "errors"}

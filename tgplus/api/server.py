@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from tgplus.api.errors import error_body
 from tgplus.config import Settings
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 @functools.cache
@@ -80,6 +80,9 @@ class GuardedHttpTools(HttpToolsProtocol):
                 self._refuse(
                     431, f"request line and headers are over {self.max_header_bytes} bytes"
                 )
+
+    def send_400_response(self, msg: str) -> None:  # bytes that are not HTTP: the error shape
+        self._refuse(400, "not an HTTP/1.1 request")
 
     def _headers_too_slow(self) -> None:
         self.header_timer = None
