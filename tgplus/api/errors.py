@@ -111,9 +111,7 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     headers = dict(error.headers or {})
     if error.status_code == 405:
         # Starlette's own 405 names the methods of the first matching route only.
-        from tgplus.api.routes import every_route  # routes import this module
-
-        headers["Allow"] = allow_header(every_route(request.app), request.scope["path"])
+        headers["Allow"] = allow_header(request.app.routes, request.scope["path"])
     return error_response(error.status_code, str(error.detail), headers=headers)
 
 

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.routing import BaseRoute, Mount
 
-from tgplus.api.routes import every_route
 from tgplus.api.schemas import NOT_BLANK
 from tgplus.api.state import ServiceState
 
@@ -24,7 +23,7 @@ def install_openapi(app: FastAPI, state: ServiceState) -> None:
                     title=app.title, version=app.version, summary=app.summary, routes=app.routes
                 ),
                 state,
-                every_route(app),
+                app.routes,
             )
         return app.openapi_schema
 

@@ -1,6 +1,6 @@
 """The endpoints: the original `GET /<description>`, the JSON API, health, model, metrics, page.
 
-`GET /{description}` matches every path, so this router must be the app's last.
+`GET /{description}` matches every path, so these routes must be the app's last.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute
 
 from tgplus.api.errors import CATCH_ALL, TooMuchInput, allow_header, strict_unquote
 from tgplus.api.schemas import (
@@ -185,7 +184,7 @@ async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
 @router.options("/{path:path}", include_in_schema=False)
 async def options(request: Request, path: str) -> Response:
     """Which methods a path takes (CORS preflights, when enabled, are answered before this)."""
-    allowed = allow_header(every_route(request.app), request.scope["path"])
+    allowed = allow_header(request.app.routes, request.scope["path"])
     return Response(status_code=204, headers={"Allow": allowed})
 
 
@@ -193,20 +192,10 @@ async def options(request: Request, path: str) -> Response:
 async def predict_path(request: Request, description: str) -> JSONResponse:
     """The original demo's call: `GET /<url-encoded description>` -> `{"genre": ...}`."""
     if request.scope["path"] in service(request).paths_without_get:  # e.g. /predict/batch
-        allowed = allow_header(every_route(request.app), request.scope["path"])
+        allowed = allow_header(request.app.routes, request.scope["path"])
         raise HTTPException(405, f"this path takes {allowed}, not GET", {"Allow": allowed})
     strict_unquote(request.scope.get("raw_path", b""), "the path")
     return await predict_one(request, description, "", 3)
-
-
-def every_route(app: Starlette) -> list[BaseRoute]:
-    """The app's own routes (docs, static files) and this module's, as one flat list.
-
-    Newer FastAPI keeps an included router as one wrapper entry in `app.routes`;
-    older versions copy its routes there. Either way this lists each route.
-    """
-    own = [route for route in app.routes if isinstance(route, Route | Mount)]
-    return [*own, *(route for route in router.routes if route not in own)]
 
 
 def paths_without_get(routes: Sequence[BaseRoute]) -> frozenset[str]:
