@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,16 +127,12 @@ def test_the_same_answer_within_a_minute_is_stored_once(store: FeedbackStore) ->
     )
     again = repo.add_feedback(spaced, now=now + timedelta(seconds=59))
     assert (again.id, again.created) == (first.id, False)
-    other_editor = NewFeedback(**{**_fields(CRIME_FEEDBACK), "editor": "bo"})
+    other_editor = replace(CRIME_FEEDBACK, editor="bo")
     assert repo.add_feedback(other_editor, now=now).created
     later = repo.add_feedback(CRIME_FEEDBACK, now=now + timedelta(seconds=61))
     assert later.created
     assert later.id != first.id
     assert repo.counts()["feedback"] == 3
-
-
-def _fields(item: NewFeedback) -> dict[str, object]:
-    return {name: getattr(item, name) for name in item.__slots__}
 
 
 def test_concurrent_writers_lose_nothing_and_duplicate_nothing(store: FeedbackStore) -> None:
@@ -147,9 +144,9 @@ def test_concurrent_writers_lose_nothing_and_duplicate_nothing(store: FeedbackSt
         repo = repository(store)
         try:
             for number in range(20):
-                item = NewFeedback(**{**_fields(CRIME_FEEDBACK), "note": f"{worker}-{number}"})
-                item = NewFeedback(
-                    **{**_fields(item), "description": f"{item.description} {worker}-{number}"}
+                item = replace(
+                    CRIME_FEEDBACK,
+                    description=f"{CRIME_FEEDBACK.description} {worker}-{number}",
                 )
                 assert repo.add_feedback(item).created
                 created.append(repo.add_feedback(CRIME_FEEDBACK).created)
@@ -186,7 +183,7 @@ def test_deleting_one_row_and_purging_old_ones(store: FeedbackStore) -> None:
     repo = repository(store)
     now = utc_now()
     old = repo.add_feedback(CRIME_FEEDBACK, now=now - timedelta(days=40))
-    recent = repo.add_feedback(NewFeedback(**{**_fields(CRIME_FEEDBACK), "editor": "bo"}), now=now)
+    recent = repo.add_feedback(replace(CRIME_FEEDBACK, editor="bo"), now=now)
     [prediction] = repo.record_predictions([ServedPrediction("plot", "", ("Drama",), "m")])
     assert repo.delete_feedback(recent.id)
     assert not repo.delete_feedback(recent.id)
