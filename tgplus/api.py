@@ -25,11 +25,14 @@ if __package__ in (None, "") and __name__ == "api":
 import json
 import logging
 import re
+import signal
+import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -44,7 +47,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tgplus import __version__
 from tgplus.config import Settings
-from tgplus.errors import InputError, ModelError, TgplusError
+from tgplus.editor_routes import EditorMetrics, editor_routes, record_predictions
+from tgplus.errors import InputError, ModelError, StoreError, TgplusError
+from tgplus.feedback import FeedbackStore
+from tgplus.files import sha256_file
 from tgplus.models import Predictor, load_predictor
 
 log = logging.getLogger("tgplus.api")
@@ -78,6 +84,9 @@ class PredictionOut(BaseModel):
     genre: str = Field(description="The top-scored genre.", examples=["Crime"])
     genres: list[str] = Field(description="Genres at or above their threshold (at least one).")
     top: list[GenreScoreOut] = Field(description="The top-k genres, best first.")
+    prediction_id: str | None = Field(
+        None, description="With TGPLUS_RECORD_PREDICTIONS: the stored prediction's short id."
+    )
 
 
 # JSON Schema for "not blank": any character Python's str.strip() keeps, spelled
@@ -130,6 +139,8 @@ class ErrorOut(BaseModel):
 
 
 class ModelOut(BaseModel):
+    id: str = Field(description="The sha256 of the model's metadata.json (which pins its arrays).")
+    loaded_at: str = Field(description="When this process loaded the model (UTC).")
     kind: str
     genres: list[str]
     thresholds: list[float]
@@ -181,35 +192,86 @@ class ServiceState:
     settings: Settings
     metrics: Metrics
     predictor: Predictor | None = None
+    model_id: str | None = None
+    loaded_at: str | None = None
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
+    # The feedback store: opened at startup when a token is set or predictions are recorded.
+    store: FeedbackStore | None = None
+    store_ready: bool = False
+    store_error: str | None = None
+    editor_metrics: EditorMetrics = field(init=False)
+    reloading: anyio.Lock | None = None
+
+    def __post_init__(self) -> None:
+        self.editor_metrics = EditorMetrics(self.metrics.registry)
 
     def require_predictor(self) -> Predictor:
         if self.predictor is None:
             raise ModelError(f"model not loaded: {self.load_error or 'still starting'}")
         return self.predictor
 
+    async def reload(self) -> str | None:
+        """Load the model at the configured path and swap it in; the reason if it failed.
 
-def _load(state: ServiceState) -> None:
-    path = state.settings.model_path
+        The new model is loaded and checked in a worker thread while the old one
+        keeps serving; the swap happens on the event loop, between requests.
+        """
+        if self.reloading is None:
+            self.reloading = anyio.Lock()
+        async with self.reloading:
+            loaded = await anyio.to_thread.run_sync(_load_checked, self.settings.model_path)
+            if isinstance(loaded, str):
+                self.editor_metrics.reloads.labels("failed").inc()
+                if self.predictor is None:
+                    self.load_error = loaded
+                    self.metrics.model_loaded.set(0)
+                return loaded
+            predictor, model_id = loaded
+            self.predictor, self.model_id, self.load_error = predictor, model_id, None
+            self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.metrics.model_loaded.set(1)
+            self.editor_metrics.reloads.labels("ok").inc()
+            return None
+
+
+def _load_checked(path: Path) -> tuple[Predictor, str] | str:
+    """The model at `path`, warmed up, with its id; or why it cannot serve."""
+    metadata = path / "metadata.json"
     try:
+        before = sha256_file(metadata) if metadata.is_file() else None
         predictor = load_predictor(path)
         predictor.predict_one("warm up the model before the first request")
-    except TgplusError as error:
-        state.load_error = str(error)
+        model_id = sha256_file(metadata)
+        if model_id != before:
+            raise ModelError(f"{path}: the model changed while it was loading; reload again")
+    except (TgplusError, OSError) as error:
         log.error({"event": "model_not_loaded", "path": str(path), "error": str(error)})
-        state.metrics.model_loaded.set(0)
-        return
-    state.predictor = predictor
-    state.metrics.model_loaded.set(1)
+        return str(error)
     log.info(
         {
             "event": "model_loaded",
             "path": str(path),
+            "id": model_id,
             "kind": predictor.kind,
             "genres": len(predictor.genres),
         }
     )
+    return predictor, model_id
+
+
+async def _open_store(state: ServiceState) -> None:
+    """Open and migrate the feedback database if anything here needs it."""
+    settings = state.settings
+    if settings.api_token is None and not settings.record_predictions:
+        return
+    try:
+        state.store = FeedbackStore(settings.database_url)
+        await anyio.to_thread.run_sync(state.store.upgrade)
+        state.store_ready = True
+    except StoreError as error:
+        state.store_error = str(error)
+        log.error({"event": "feedback_store_unavailable", "error": str(error)})
 
 
 class JsonLines(logging.Formatter):
@@ -325,8 +387,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.settings = Settings()
         _configure_logging(state.settings.log_level)
         state.limiter = anyio.CapacityLimiter(2)  # CPU-bound work: more threads only contend
-        await anyio.to_thread.run_sync(_load, state)
-        yield
+        await state.reload()
+        await _open_store(state)
+        with _reload_on_sighup(state):
+            yield
+        if state.store is not None:
+            state.store.dispose()
 
     app = FastAPI(
         title="tgplus",
@@ -366,6 +432,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def model_error(request: Request, error: ModelError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503)
 
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, error: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=503)
+
     async def run(predictor: Predictor, texts: int, work: Callable[[], T]) -> T:
         """Run `work` inline when it is tiny, else in a worker thread (the loop stays free)."""
         if texts <= _INLINE_MAX_TEXTS and not predictor.model.needs_embeddings:
@@ -376,7 +446,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request, description: str, title: str, top_k: int
     ) -> JSONResponse:
         request.state.description_chars = len(description)
-        predictor = state.require_predictor()
+        predictor, model_id = state.require_predictor(), state.model_id or ""
         limit = state.settings.max_description_chars
         prediction = await run(
             predictor,
@@ -384,7 +454,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lambda: predictor.predict_one(description, title, top_k=top_k, max_chars=limit),
         )
         state.metrics.predictions.inc()
-        return JSONResponse(prediction.as_dict())
+        body = prediction.as_dict()
+        if state.settings.record_predictions:
+            ids = await record_predictions(state, model_id, [(description, title, prediction)])
+            if ids:
+                body["prediction_id"] = ids[0]
+        return JSONResponse(body)
 
     not_loaded: dict[int | str, dict[str, Any]] = {
         503: {"model": ErrorOut, "description": "The model is not loaded."}
@@ -424,6 +499,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictor = state.require_predictor()
         meta = predictor.metadata
         return ModelOut(
+            id=state.model_id or "",
+            loaded_at=state.loaded_at or "",
             kind=predictor.kind,
             genres=list(predictor.genres),
             thresholds=[float(t) for t in predictor.thresholds],
@@ -440,8 +517,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])
     async def prometheus() -> Response:
-        """Prometheus metrics: requests, latency, predictions, model state."""
+        """Prometheus metrics: requests, latency, predictions, model state, editors' verdicts."""
+        await state.editor_metrics.refresh(state)
         return PlainTextResponse(generate_latest(state.metrics.registry), media_type=METRICS_TYPE)
+
+    app.include_router(editor_routes(state))
 
     @app.get("/predict", response_model=PredictionOut, tags=["predict"], responses=errors)
     async def predict_get(
@@ -479,7 +559,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         descriptions = [i if isinstance(i, str) else i.description for i in items]
         titles = ["" if isinstance(i, str) else i.title for i in items]
         request.state.description_chars = sum(map(len, descriptions))
-        predictor = state.require_predictor()
+        predictor, model_id = state.require_predictor(), state.model_id or ""
         limit = state.settings.max_description_chars
         predictions = await run(
             predictor,
@@ -487,7 +567,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lambda: predictor.predict(descriptions, titles, top_k=body.top_k, max_chars=limit),
         )
         state.metrics.predictions.inc(len(items))
-        return JSONResponse({"predictions": [p.as_dict() for p in predictions]})
+        answers = [p.as_dict() for p in predictions]
+        if state.settings.record_predictions:
+            served = list(zip(descriptions, titles, predictions, strict=True))
+            ids = await record_predictions(state, model_id, served)
+            for answer, prediction_id in zip(answers, ids or [], strict=False):
+                answer["prediction_id"] = prediction_id
+        return JSONResponse({"predictions": answers})
 
     @app.get(
         "/{description:path}", response_model=PredictionOut, tags=["predict"], responses=errors
@@ -498,6 +584,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await predict_one(request, description, "", 3)
 
     return app
+
+
+@contextmanager
+def _reload_on_sighup(state: ServiceState) -> Iterator[None]:
+    """`kill -HUP <pid>` reloads the model, when this process runs its loop in the main thread."""
+    import asyncio
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGHUP"):
+        yield  # a test client or an embedding application owns the signals
+        return
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[str | None]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(state.reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
 
 
 def _reserved_paths(routes: Sequence[BaseRoute]) -> str:
