@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A throw-away PostgreSQL server for the tests, from Debian's `postgresql` package.
 #   .ci/postgres.sh start DIR [PORT]   initdb into DIR, start it, print the URL
+#                                     (PORT: a free one when not given)
 #   .ci/postgres.sh stop DIR           stop it (the caller removes DIR)
 # It listens on a Unix socket in DIR and on 127.0.0.1:PORT, trusts local
 # connections (nothing else can reach it), and runs as the `postgres` user
 # because PostgreSQL refuses to run as root.
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-action=$1 dir=$2 port=${3:-55432}
+action=$1 dir=$2
+port=${3:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 case $action in
 start)

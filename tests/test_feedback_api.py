@@ -278,3 +278,48 @@ def test_reload_swaps_in_a_new_model_and_keeps_the_old_one_if_the_new_is_broken(
     assert client.post("/predict", json={"description": CRIME}).status_code == 200
     metrics = client.get("/metrics").text
     assert 'tgplus_model_loads_total{result="failed"} 1.0' in metrics
+
+
+def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_model: Path) -> None:
+    """A real `tgplus serve` process: replace the model on disk, send SIGHUP, see the new id."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TGPLUS_MODEL_PATH": str(model), "TGPLUS_LOG_LEVEL": "warning"}
+    command = [sys.executable, "-m", "tgplus", "serve", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def model_id(expected: str) -> str:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                url = f"http://127.0.0.1:{port}/model"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    found = str(json.loads(response.read())["id"])
+                    if found == expected:
+                        return found
+            except OSError:
+                assert server.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, f"the server never served {expected}"
+            time.sleep(0.1)
+
+    try:
+        model_id(_model_id(model))
+        shutil.rmtree(model)
+        shutil.copytree(majority_model, model)
+        server.send_signal(signal.SIGHUP)
+        model_id(_model_id(majority_model))
+        assert server.poll() is None  # reloaded in place, not restarted
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=10)
+    assert b"Traceback" not in errors

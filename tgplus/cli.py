@@ -7,12 +7,13 @@ code 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +24,9 @@ from tgplus.data import DEFAULT_SPLIT, SourceFormat, load_movies, parse_language
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
+
+if TYPE_CHECKING:
+    from tgplus.feedback import FeedbackRepository, FeedbackStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -235,14 +239,27 @@ DatabaseOption = Annotated[
 ]
 
 
-def _open_store(url: str | None) -> Any:
-    """The feedback store at `url` (default: the server's), migrated to the current schema."""
+@contextlib.contextmanager
+def _feedback_store(url: str | None) -> Iterator[FeedbackStore]:
+    """The feedback store at `url` (default: the server's); its connections closed after."""
     from tgplus.config import Settings
     from tgplus.feedback import FeedbackStore
 
     store = FeedbackStore(url if url is not None else Settings().database_url)
-    store.upgrade()
-    return store
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+@contextlib.contextmanager
+def _feedback(url: str | None) -> Iterator[FeedbackRepository]:
+    """The repository over the store at `url`, migrated to this tgplus's schema first."""
+    from tgplus.feedback import FeedbackRepository
+
+    with _feedback_store(url) as store, store.session() as session:
+        store.upgrade()
+        yield FeedbackRepository(store, session)
 
 
 @db_app.command("upgrade")
@@ -252,11 +269,8 @@ def db_upgrade(database: DatabaseOption = None) -> None:
 
     Example: TGPLUS_DATABASE_URL=postgresql://tgplus@db/tgplus tgplus db upgrade
     """
-    from tgplus.config import Settings
-    from tgplus.feedback import FeedbackStore
-
-    store = FeedbackStore(database if database is not None else Settings().database_url)
-    done = store.upgrade()
+    with _feedback_store(database) as store:
+        done = store.upgrade()
     state = "already current" if done.before == done.after else f"upgraded from {done.before}"
     out.print(f"{store.shown_url}: schema {done.after} ({state})", highlight=False)
 
@@ -274,13 +288,11 @@ def feedback_export(
 
     Example: tgplus feedback export --out corrections.csv
     """
-    from tgplus.feedback import FeedbackRepository
     from tgplus.feedback.export import export_format, write_feedback
 
     chosen = export_format(out_path, file_format)
-    store = _open_store(database)
-    with store.session() as session:
-        rows = FeedbackRepository(store, session).feedback()
+    with _feedback(database) as repository:
+        rows = repository.feedback()
     written = write_feedback(rows, out_path, chosen)
     out.print(f"{written:,} feedback rows -> {out_path}", highlight=False)
 
@@ -298,11 +310,7 @@ def feedback_stats(
 
     Example: tgplus feedback stats --json
     """
-    from tgplus.feedback import FeedbackRepository
-
-    store = _open_store(database)
-    with store.session() as session:
-        repository = FeedbackRepository(store, session)
+    with _feedback(database) as repository:
         counts = repository.counts()
         quality = repository.quality(window)
     if as_json:
@@ -353,13 +361,11 @@ def feedback_purge(
 
     Example: tgplus feedback purge --before 90d
     """
-    from tgplus.feedback import FeedbackRepository
     from tgplus.feedback.export import parse_before
 
     moment = parse_before(before)
-    store = _open_store(database)
-    with store.session() as session:
-        purged = FeedbackRepository(store, session).purge(moment)
+    with _feedback(database) as repository:
+        purged = repository.purge(moment)
     out.print(
         f"deleted {purged.feedback:,} feedback rows and {purged.predictions:,} recorded "
         f"predictions stored before {moment.isoformat(timespec='seconds')}Z",
