@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,7 +243,7 @@ def test_a_broken_database_is_503_for_feedback_while_predictions_work(
 
 
 def _model_id(path: Path) -> str:
-    return hashlib.sha256((path / "metadata.json").read_bytes()).hexdigest()
+    return str(json.loads((path / "metadata.json").read_text())["metadata_sha256"])
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +282,6 @@ def test_reload_swaps_in_a_new_model_and_keeps_the_old_one_if_the_new_is_broken(
 
 def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_model: Path) -> None:
     """A real `tgplus serve` process: replace the model on disk, send SIGHUP, see the new id."""
-    import json
     import os
     import signal
     import socket

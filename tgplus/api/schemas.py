@@ -1,0 +1,98 @@
+"""Request and response bodies of the service, as pydantic models (they become the OpenAPI docs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("description is empty; send the movie's plot as text")
+    return value
+
+
+class GenreScoreOut(BaseModel):
+    genre: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class PredictionOut(BaseModel):
+    """The top genre, every genre at or above its threshold, and the top-k with scores."""
+
+    genre: str = Field(description="The top-scored genre.", examples=["Crime"])
+    genres: list[str] = Field(description="Genres at or above their threshold (at least one).")
+    top: list[GenreScoreOut] = Field(description="The top-k genres, best first.")
+    prediction_id: str | None = Field(
+        None, description="With TGPLUS_RECORD_PREDICTIONS: the stored prediction's short id."
+    )
+
+
+# JSON Schema for "not blank": any character Python's str.strip() keeps, spelled
+# out so that JSON Schema tools (whatever their regex flavour) agree with the
+# server; the validators below give the friendlier message.
+NOT_BLANK: dict[str, Any] = {
+    "minLength": 1,
+    "pattern": r"[^\s\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+}
+
+
+class PredictRequest(BaseModel):
+    description: str = Field(
+        examples=["A detective hunts a serial killer."], json_schema_extra=NOT_BLANK
+    )
+    title: str = Field("", description="The movie's title, if known; it helps a little.")
+    top_k: int = Field(3, ge=1, le=20)
+
+    _check = field_validator("description")(_not_blank)
+
+
+class BatchItem(BaseModel):
+    description: str = Field(json_schema_extra=NOT_BLANK)
+    title: str = ""
+
+    _check = field_validator("description")(_not_blank)
+
+
+class BatchRequest(BaseModel):
+    descriptions: list[BatchItem | Annotated[str, Field(json_schema_extra=NOT_BLANK)]] = Field(
+        min_length=1, description="Descriptions, or objects with description and title."
+    )
+    top_k: int = Field(3, ge=1, le=20)
+
+    @field_validator("descriptions")
+    @classmethod
+    def _check_items(cls, items: list[BatchItem | str]) -> list[BatchItem | str]:
+        for position, item in enumerate(items):
+            if isinstance(item, str) and not item.strip():
+                raise ValueError(f"description {position} is empty; send the movie's plot as text")
+        return items
+
+
+class BatchResponse(BaseModel):
+    predictions: list[PredictionOut]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class ModelOut(BaseModel):
+    id: str = Field(description="The model's id: the metadata_sha256 its metadata.json carries.")
+    loaded_at: str = Field(description="When this process loaded the model (UTC).")
+    kind: str
+    genres: list[str]
+    thresholds: list[float]
+    trained_at: str | None = None
+    training_seconds: float | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    data: list[dict[str, Any]] = Field(default_factory=list)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class Health(BaseModel):
+    status: str
+    model: str | None = None
+    detail: str | None = None
