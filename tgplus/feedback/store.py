@@ -5,11 +5,13 @@ does the work over one session (one per request in the API, one per command
 in the CLI). Every database failure leaves here as a one-line `StoreError`,
 so the API answers 503 and the CLI exits 2, never with a driver traceback.
 
-SQLite runs in WAL mode with every transaction begun IMMEDIATE: writers queue
-on the database lock (waiting up to `SQLITE_BUSY_SECONDS`) instead of failing
-when two workers write at once. On PostgreSQL a transaction-scoped advisory
-lock serialises the few writes that must not race (the duplicate check, the
-migrations).
+SQLite runs in WAL mode: readers never wait, and a write transaction begins
+IMMEDIATE, so writers queue on the database lock (waiting up to
+`SQLITE_BUSY_SECONDS`) instead of failing when two processes write at once.
+Within one process writers also queue on a lock of their own, which is much
+cheaper than SQLite's sleep-and-retry when many threads write together. On
+PostgreSQL a transaction-scoped advisory lock serialises the few writes that
+must not race (the duplicate check, the migrations).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -254,7 +257,6 @@ class FeedbackStore:
                 if parsed.database and parsed.database != ":memory:" and "mode=" not in full:
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
                 self.engine = create_engine(full, connect_args={"timeout": SQLITE_BUSY_SECONDS})
-                _sqlite_settings(self.engine)
             else:
                 self.engine = create_engine(
                     full,
@@ -266,6 +268,23 @@ class FeedbackStore:
         except (ArgumentError, NoSuchModuleError, OSError) as error:
             raise StoreError(f"{self.shown_url}: cannot open ({_first_line(error)})") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = threading.Lock()
+        self._thread = threading.local()
+        if self.is_sqlite:
+            _sqlite_settings(self.engine, self._thread)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a write transaction: on SQLite, one writer per process, begun IMMEDIATE."""
+        if not self.is_sqlite:
+            yield
+            return
+        with self._write_lock:
+            self._thread.writing = True
+            try:
+                yield
+            finally:
+                self._thread.writing = False
 
     def unavailable(self, error: BaseException) -> StoreError:
         return StoreError(
@@ -297,7 +316,7 @@ class FeedbackStore:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            with self.writing(), self.engine.begin() as connection:
                 self.serialise(connection, _MIGRATION_LOCK)
                 before = MigrationContext.configure(connection).get_current_revision()
                 config.attributes["connection"] = connection
@@ -323,8 +342,8 @@ class FeedbackStore:
         self.engine.dispose()
 
 
-def _sqlite_settings(engine: Engine) -> None:
-    """WAL, a busy timeout and IMMEDIATE transactions on every SQLite connection."""
+def _sqlite_settings(engine: Engine, thread: threading.local) -> None:
+    """WAL and a busy timeout on every SQLite connection; IMMEDIATE for write transactions."""
 
     @event.listens_for(engine, "connect")
     def connect(dbapi_connection: Any, record: Any) -> None:
@@ -339,7 +358,10 @@ def _sqlite_settings(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front: a deferred transaction that reads
+        # and then writes could fail with "database is locked" instead of waiting.
+        immediate = getattr(thread, "writing", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 # -- the repository ----------------------------------------------------------------------------
@@ -357,7 +379,7 @@ class FeedbackRepository:
         """Store `item`, or return the same submission stored less than a minute ago."""
         now = now or utc_now()
         fingerprint = item.fingerprint()
-        with self.session.begin():
+        with self.store.writing(), self.session.begin():
             self.store.serialise(self.session.connection(), _FEEDBACK_LOCK)
             earlier = self.session.scalar(
                 select(FeedbackRow.id)
@@ -389,7 +411,7 @@ class FeedbackRepository:
         """Store served predictions; their short ids, in order."""
         now = utc_now()
         ids = [secrets.token_urlsafe(PREDICTION_ID_CHARS * 3 // 4) for _ in served]
-        with self.session.begin():
+        with self.store.writing(), self.session.begin():
             self.session.add_all(
                 PredictionRow(
                     id=short_id,
@@ -415,13 +437,13 @@ class FeedbackRepository:
 
     @_store_errors
     def delete_feedback(self, feedback_id: int) -> bool:
-        with self.session.begin():
+        with self.store.writing(), self.session.begin():
             deleted = self.session.execute(delete(FeedbackRow).where(FeedbackRow.id == feedback_id))
             return bool(getattr(deleted, "rowcount", 0))
 
     @_store_errors
     def delete_prediction(self, prediction_id: str) -> bool:
-        with self.session.begin():
+        with self.store.writing(), self.session.begin():
             deleted = self.session.execute(
                 delete(PredictionRow).where(PredictionRow.id == prediction_id)
             )
@@ -430,7 +452,7 @@ class FeedbackRepository:
     @_store_errors
     def purge(self, before: datetime) -> Purged:
         """Delete feedback and recorded predictions stored before `before` (naive UTC)."""
-        with self.session.begin():
+        with self.store.writing(), self.session.begin():
             feedback = self.session.execute(
                 delete(FeedbackRow).where(FeedbackRow.created_at < before)
             )
