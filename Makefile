@@ -21,7 +21,7 @@ PORT ?= 8000
 RUNTIME_STAMP := $(VENV)/.tgplus-runtime
 DEV_STAMP := $(VENV)/.tgplus-dev
 
-.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench clean
+.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench bench-feedback clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -81,6 +81,9 @@ serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and se
 bench: $(DEV_STAMP) ## Train and measure every model kind, then the HTTP service
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
+
+bench-feedback: $(DEV_STAMP) ## Feedback writers on SQLite and PostgreSQL, reload under load (needs wrk, postgresql)
+	$(BIN)/python bench/feedback.py $(addprefix --data ,$(DATA))
 
 clean: ## Remove caches and build files (keeps .venv, data/ and models)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
