@@ -322,3 +322,74 @@ def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_mode
         server.terminate()
         _, errors = server.communicate(timeout=10)
     assert b"Traceback" not in errors
+
+
+# -- awkward text and fuzzing ------------------------------------------------------------------
+
+
+def test_nul_characters_and_lone_surrogates_are_stored_not_refused(
+    model: Path, database_url: str
+) -> None:
+    """PostgreSQL refuses NUL in text and no engine encodes a lone surrogate; JSON allows both."""
+    settings = Settings(
+        model_path=model, database_url=database_url, api_token=TOKEN, record_predictions=True
+    )
+    awkward = CRIME + "\u0000 and \ud800 too"
+    body = json.dumps({"description": awkward}).encode()
+    with TestClient(create_app(settings)) as client:
+        served = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+        assert served.status_code == 200
+        assert "prediction_id" in served.json()
+        response = client.post(
+            "/feedback",
+            content=json.dumps(answer(description=awkward, note="\u0000")).encode(),
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 201
+    [row] = stored(database_url)
+    assert row[0] == CRIME + " and ? too"
+
+
+def test_fuzz_the_editors_endpoints_with_the_token(model: Path, tmp_path: Path) -> None:
+    """Generated requests with the right token, predictions recorded: no 5xx, schema kept."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import positive_data_acceptance
+    from schemathesis.core.result import Ok
+
+    app = create_app(
+        Settings(
+            model_path=model,
+            database_url=f"sqlite:///{tmp_path / 'fuzz.sqlite3'}",
+            api_token=TOKEN,
+            record_predictions=True,
+        )
+    )
+    with TestClient(app):  # runs the startup: model loaded, database migrated
+        api = schemathesis.openapi.from_asgi("/openapi.json", app)
+        operations = [
+            result.ok()
+            for result in api.get_all_operations()
+            if isinstance(result, Ok)
+            and (
+                result.ok().path in ("/feedback", "/feedback/{feedback_id}", "/predict")
+                or result.ok().path.startswith("/predictions")
+            )
+        ]
+        assert len(operations) == 5
+        for operation in operations:
+
+            @given(case=operation.as_strategy())
+            @settings(
+                max_examples=40,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+                derandomize=True,
+            )
+            def check(case: Any) -> None:
+                # A schema cannot say which genres the loaded model knows or which
+                # prediction ids exist, so a schema-valid body may rightly be a 422.
+                case.call_and_validate(headers=AUTH, excluded_checks=[positive_data_acceptance])
+
+            check()

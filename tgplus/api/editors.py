@@ -26,10 +26,12 @@ from tgplus.api.state import ServiceState, service
 from tgplus.errors import InputError, StoreError
 from tgplus.feedback import FeedbackRepository, NewFeedback, ServedPrediction
 from tgplus.feedback.models import EDITOR_MAX_CHARS, NOTE_MAX_CHARS, PREDICTION_ID_CHARS
-from tgplus.models import Prediction
+from tgplus.models import Prediction, check_description
+from tgplus.models.predictor import check_title
 
 T = TypeVar("T")
 RECORDING_PAUSE_SECONDS = 10.0
+MAX_GENRES = 100
 # Module level: FastAPI resolves the (string) annotations that name it from module globals.
 BEARER = HTTPBearer(auto_error=False, description="The server's TGPLUS_API_TOKEN.")
 
@@ -47,7 +49,9 @@ class FeedbackIn(BaseModel):
     )
     title: str | None = Field(None, description="The movie's title, if known.")
     suggested: list[str] | None = Field(
-        None, description="The genres the model suggested, best first (or give prediction_id)."
+        None,
+        max_length=MAX_GENRES,
+        description="The genres the model suggested, best first (or give prediction_id).",
     )
     prediction_id: str | None = Field(
         None,
@@ -55,7 +59,10 @@ class FeedbackIn(BaseModel):
         description="The id of a recorded prediction; its text and genres are used.",
     )
     genres: list[str] = Field(
-        min_length=1, description="The genres the editor says are right.", examples=[["Crime"]]
+        min_length=1,
+        max_length=MAX_GENRES,
+        description="The genres the editor says are right.",
+        examples=[["Crime"]],
     )
     editor: str = Field("", max_length=EDITOR_MAX_CHARS, description="Who answered.")
     note: str = Field("", max_length=NOTE_MAX_CHARS, description="Anything else to say.")
@@ -204,8 +211,10 @@ async def post_feedback(request: Request, body: FeedbackIn) -> JSONResponse:
         title = title if title is not None else recorded.title
         suggested = list(recorded.genres)
         model_id = recorded.model_id
-    if description is None or not description.strip():
+    if description is None:
         raise InputError("description is empty; send the movie's plot, or a prediction_id")
+    limit = state.settings.max_description_chars
+    description, title = check_description(description, limit), check_title(title or "", limit)
     if suggested is None:
         raise InputError("send the suggested genres, or the prediction_id they came from")
     known = set(predictor.genres)
@@ -216,8 +225,8 @@ async def post_feedback(request: Request, body: FeedbackIn) -> JSONResponse:
             f"{', '.join(predictor.genres)}"
         )
     item = NewFeedback(
-        description=description.strip(),
-        title=(title or "").strip(),
+        description=description,
+        title=title.strip(),
         suggested=tuple(suggested),
         genres=tuple(body.genres),
         editor=body.editor.strip(),

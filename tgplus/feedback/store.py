@@ -58,6 +58,18 @@ _FEEDBACK_LOCK = 0x7467_706C_7573_0002
 # -- records that cross the module boundary ----------------------------------------------------
 
 
+def storable(text: str) -> str:
+    """`text` as both engines can store it: no NUL characters, no lone surrogates.
+
+    PostgreSQL refuses NUL in text, and neither engine can encode a lone
+    surrogate (valid in JSON, not in UTF-8); neither carries meaning in a plot.
+    """
+    text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 @dataclass(frozen=True, slots=True)
 class NewFeedback:
     """An editor's answer, checked by the caller against the model's genres."""
@@ -392,12 +404,12 @@ class FeedbackRepository:
                 return SavedFeedback(earlier, created=False)
             row = FeedbackRow(
                 created_at=now,
-                description=item.description,
-                title=item.title,
+                description=storable(item.description),
+                title=storable(item.title),
                 suggested=list(item.suggested),
                 genres=list(item.genres),
-                editor=item.editor,
-                note=item.note,
+                editor=storable(item.editor),
+                note=storable(item.note),
                 model_id=item.model_id,
                 fingerprint=fingerprint,
                 prediction_id=item.prediction_id,
@@ -416,8 +428,8 @@ class FeedbackRepository:
                 PredictionRow(
                     id=short_id,
                     created_at=now,
-                    description=p.description,
-                    title=p.title,
+                    description=storable(p.description),
+                    title=storable(p.title),
                     genres=list(p.genres),
                     model_id=p.model_id,
                 )
