@@ -10,7 +10,8 @@
    (POST /admin/reload) three times, each time a new artifact: no request may fail.
 3. Prediction latency (wrk, 1 and 16 connections): the service as before this
    feature (no token, nothing recorded), with the feedback store open but
-   recording off, and with every prediction recorded.
+   recording off, and with every prediction recorded; the three run side by
+   side and are measured in alternating rounds (medians shown).
 
 Without --postgres a throw-away PostgreSQL cluster is started with
 `.ci/postgres.sh` (Debian's postgresql package) and stopped afterwards.
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +34,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +210,11 @@ def reload_under_load(model: Path, args: argparse.Namespace, script: Path) -> di
 
 
 def latency_runs(model: Path, args: argparse.Namespace, script: Path) -> list[dict[str, Any]]:
+    """The three services side by side, measured in alternating rounds; medians over rounds.
+
+    Alternating (A, B, C, A, B, C, ...) spreads the shared machine's changing
+    load over every service alike, instead of handing it to whichever ran last.
+    """
     base = {"TGPLUS_MODEL_PATH": str(model), "TGPLUS_LOG_LEVEL": "warning"}
     store = {"TGPLUS_API_TOKEN": TOKEN, "TGPLUS_DATABASE_URL": f"sqlite:///{args.scratch / 'l.db'}"}
     configurations = [
@@ -215,14 +222,34 @@ def latency_runs(model: Path, args: argparse.Namespace, script: Path) -> list[di
         ("feedback store open, recording off", {**base, **store}),
         ("every prediction recorded (SQLite)", {**base, **store, "TGPLUS_RECORD_PREDICTIONS": "1"}),
     ]
-    rows: list[dict[str, Any]] = []
-    for label, env in configurations:
-        log = args.scratch / f"latency-{len(rows)}.log"
-        with server("tgplus.api:app", env, "/health/ready", 1, log) as (url, _):
-            for connections in (1, 16):
-                run_wrk(url, script, connections, 2)  # warm-up
-                row = run_wrk(url, script, connections, args.latency_seconds)
-                rows.append({"service": label, **row})
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    with ExitStack() as stack:
+        urls = [
+            stack.enter_context(
+                server("tgplus.api:app", env, "/health/ready", 1, args.scratch / f"l{n}.log")
+            )[0]
+            for n, (_, env) in enumerate(configurations)
+        ]
+        for url in urls:
+            run_wrk(url, script, 16, 2)  # warm-up
+        for _ in range(args.rounds):
+            for (label, _), url in zip(configurations, urls, strict=True):
+                for connections in (1, 16):
+                    row = run_wrk(url, script, connections, args.latency_seconds)
+                    runs.setdefault((label, connections), []).append(row)
+    rows = []
+    for (label, connections), measured in runs.items():
+        rows.append(
+            {
+                "service": label,
+                "connections": connections,
+                **{
+                    key: statistics.median(r[key] for r in measured)
+                    for key in ("rps", "p50_ms", "p99_ms")
+                },
+                "errors": sum(r["errors"] for r in measured),
+            }
+        )
     return rows
 
 
@@ -232,7 +259,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="Model to serve; default: train `fast` now.")
     parser.add_argument("--seconds", type=float, default=20, help="How long the writers write.")
     parser.add_argument("--writers", type=int, default=16, help="Concurrent feedback writers.")
-    parser.add_argument("--latency-seconds", type=int, default=10, help="Length of wrk runs.")
+    parser.add_argument("--latency-seconds", type=int, default=5, help="Length of wrk runs.")
+    parser.add_argument("--rounds", type=int, default=3, help="Latency rounds (medians shown).")
     parser.add_argument(
         "--postgres", help="PostgreSQL server URL; default: start a throw-away one."
     )
@@ -293,7 +321,10 @@ def main() -> None:
         )
     )
     latency = latency_runs(model, args, script)
-    print(f"\n## POST /predict latency, wrk {args.latency_seconds} s per row")
+    print(
+        f"\n## POST /predict latency: median of {args.rounds} alternating rounds of "
+        f"{args.latency_seconds} s (wrk)"
+    )
     print(
         table(
             latency,

@@ -50,9 +50,10 @@ R = TypeVar("R")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_SECONDS = 30
 DUPLICATE_WINDOW = timedelta(minutes=1)
-# Advisory lock keys (PostgreSQL): any fixed 64-bit numbers tgplus alone uses.
+# Advisory lock keys (PostgreSQL): a fixed 64-bit number for the migrations, and
+# per submission (the fingerprint's first 8 bytes), so that only identical
+# answers wait for each other.
 _MIGRATION_LOCK = 0x7467_706C_7573_0001
-_FEEDBACK_LOCK = 0x7467_706C_7573_0002
 
 
 # -- records that cross the module boundary ----------------------------------------------------
@@ -392,7 +393,8 @@ class FeedbackRepository:
         now = now or utc_now()
         fingerprint = item.fingerprint()
         with self.store.writing(), self.session.begin():
-            self.store.serialise(self.session.connection(), _FEEDBACK_LOCK)
+            key = int.from_bytes(bytes.fromhex(fingerprint[:16]), "big", signed=True)
+            self.store.serialise(self.session.connection(), key)
             earlier = self.session.scalar(
                 select(FeedbackRow.id)
                 .where(FeedbackRow.fingerprint == fingerprint)
