@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TGPLUS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TOP10K = SHARED_DATA / "tmdb-top10k" / "top10K-TMDB-movies.csv"
@@ -107,3 +109,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
     return _postgres_schema_url(request)
+
+
+@pytest.fixture
+def postgres_down_url() -> str:
+    """A PostgreSQL URL, with a password, where no server answers."""
+    return f"postgresql://tgplus:hunter2@127.0.0.1:{free_port()}/tgplus"

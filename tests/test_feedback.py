@@ -230,18 +230,13 @@ def test_quality_of_nothing_is_undefined_not_zero() -> None:
 
 
 def test_a_postgres_server_that_is_down_is_one_clear_error(
-    open_store: Callable[[str], FeedbackStore],
+    open_store: Callable[[str], FeedbackStore], postgres_down_url: str
 ) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port where nothing listens
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    store = open_store(f"postgresql://tgplus:secret@127.0.0.1:{port}/nothing")
+    store = open_store(postgres_down_url)
     with pytest.raises(StoreError, match=r"is unavailable .*TGPLUS_DATABASE_URL") as caught:
         store.upgrade()
     assert "\n" not in str(caught.value)
-    assert "secret" not in str(caught.value)  # the password is never shown
+    assert "hunter2" not in str(caught.value)  # the password is never shown
 
 
 def test_a_read_only_sqlite_file_refuses_writes_clearly(

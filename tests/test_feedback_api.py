@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.fixtures import CRIME, HORROR
+from tests.fixtures import CRIME, HORROR, free_port
 from tgplus.api import create_app
 from tgplus.config import Settings
 from tgplus.feedback import FeedbackRepository, FeedbackStore
@@ -204,21 +204,12 @@ def test_without_recording_nothing_is_stored_and_no_id_is_returned(
 # -- the database down or read-only ------------------------------------------------------------
 
 
-def _unreachable_postgres() -> str:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"postgresql://tgplus@127.0.0.1:{port}/tgplus"
-
-
 @pytest.mark.parametrize("problem", ["down", "read-only"])
 def test_a_broken_database_is_503_for_feedback_while_predictions_work(
-    model: Path, tmp_path: Path, problem: str
+    model: Path, tmp_path: Path, problem: str, postgres_down_url: str
 ) -> None:
     if problem == "down":
-        url = _unreachable_postgres()
+        url = postgres_down_url
     else:
         path = tmp_path / "feedback.sqlite3"
         FeedbackStore(f"sqlite:///{path}").upgrade()
@@ -284,15 +275,12 @@ def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_mode
     """A real `tgplus serve` process: replace the model on disk, send SIGHUP, see the new id."""
     import os
     import signal
-    import socket
     import subprocess
     import sys
     import time
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "TGPLUS_MODEL_PATH": str(model), "TGPLUS_LOG_LEVEL": "warning"}
     command = [sys.executable, "-m", "tgplus", "serve", "--port", str(port)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -109,13 +109,7 @@ def test_purge_refuses_a_date_it_cannot_read(filled: str) -> None:
     assert_one_line_error(code, stderr, "is not a date")
 
 
-def test_a_database_that_is_down_is_one_line_and_exit_2() -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"postgresql://tgplus:hunter2@127.0.0.1:{port}/tgplus"
-    code, _, stderr = run("feedback", "stats", "--database", url)
+def test_a_database_that_is_down_is_one_line_and_exit_2(postgres_down_url: str) -> None:
+    code, _, stderr = run("feedback", "stats", "--database", postgres_down_url)
     assert_one_line_error(code, stderr, "is unavailable", "TGPLUS_DATABASE_URL")
     assert "hunter2" not in stderr
