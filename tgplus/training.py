@@ -26,23 +26,28 @@ from typing import Any
 
 from tgplus.data import (
     DEFAULT_SPLIT,
+    LoadSettings,
     Movie,
     MovieTable,
     SourceFormat,
     SplitSettings,
     genre_counts,
-    load_movies,
     require_movies,
     split_by_key,
+    supported_files,
 )
-from tgplus.errors import ModelError
+from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import label_matrix, measure, tune_thresholds
+from tgplus.metrics import known_matrix, label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
 from tgplus.models.artifact import check_destination
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
+
+PARTIAL_LABELS = True
+"""Whether training masks genres a movie's sources cannot express (bench/catalogues.py
+measures both ways; see the README's "Partial labels")."""
 
 
 @dataclass
@@ -87,15 +92,28 @@ def training_genres(movies: Sequence[Movie]) -> tuple[str, ...]:
 
 
 def fit_predictor(
-    model: GenreModel, train: Sequence[Movie], validation: Sequence[Movie]
+    model: GenreModel,
+    train: Sequence[Movie],
+    validation: Sequence[Movie],
+    *,
+    partial_labels: bool = PARTIAL_LABELS,
 ) -> Predictor:
-    """Fit `model` on `train`; tune thresholds on `validation` (0.5 where it cannot)."""
+    """Fit `model` on `train`; tune thresholds on `validation` (0.5 where it cannot).
+
+    With `partial_labels`, a genre a movie's sources cannot express is neither
+    a positive nor a negative example of it, in fitting and in tuning.
+    """
     genres = training_genres(train)
-    model.fit([movie.text for movie in train], label_matrix(train, genres), genres)
+    known = known_matrix(train, genres) if partial_labels else None
+    model.fit([movie.text for movie in train], label_matrix(train, genres), genres, known)
     predictor = Predictor(model, [0.5] * len(genres))
     if validation:
         scores = predictor.model.predict_proba([movie.text for movie in validation])
-        predictor.thresholds = tune_thresholds(scores, label_matrix(validation, genres))
+        predictor.thresholds = tune_thresholds(
+            scores,
+            label_matrix(validation, genres),
+            known=known_matrix(validation, genres) if partial_labels else None,
+        )
     return predictor
 
 
@@ -108,29 +126,43 @@ def _data_record(table: MovieTable) -> list[dict[str, Any]]:
             "rows_read": file.rows_read,
             "rows_kept": file.rows_kept,
             "rows_skipped": dict(file.skipped),
+            "duplicates_that_added_genres": file.merged_new_genres,
+            "unmapped_genre_names": {
+                name: count for name, count in file.genre_names.items() if not file.mapped_to[name]
+            },
+            "expressible_genres": sorted(file.expressible),
         }
         for file in table.report.files
     ]
 
 
 def train(
-    files: Sequence[Path],
+    files: Sequence[Path] | None = None,
     *,
     kind: str = DEFAULT_KIND,
     out: Path | None = None,
+    loading: LoadSettings | None = None,
     source_format: SourceFormat = SourceFormat.AUTO,
     languages: frozenset[str] | None = frozenset({"en"}),
     split: SplitSettings = DEFAULT_SPLIT,
     encoder: str = DEFAULT_ENCODER,
     progress: bool = False,
     model: GenreModel | None = None,
+    partial_labels: bool = PARTIAL_LABELS,
 ) -> TrainingResult:
-    """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`."""
+    """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
+
+    `files` may hold directories (every movie file under them); None means
+    every movie file under data/. `loading` says how to read them (without
+    it: `source_format` and `languages`, the built-in genre mappings, movies only).
+    """
     if out is not None:
         check_destination(out)  # before minutes of training, not after
     model = model or make_model(kind, encoder=encoder, progress=progress)
+    loading = loading or LoadSettings(source_format=source_format, languages=languages)
+    files = training_files_or_default(files)
     started = time.perf_counter()
-    table = load_movies(files, source_format=source_format, languages=languages)
+    table = loading.load(files)
     movies = require_movies(table, "train on")
     parts = split_by_key(movies, split)
     if not parts.train:
@@ -144,10 +176,11 @@ def train(
         len(parts.validation),
         len(parts.test),
     )
-    predictor = fit_predictor(model, parts.train, parts.validation)
+    predictor = fit_predictor(model, parts.train, parts.validation, partial_labels=partial_labels)
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
     report = table.report
+    described = loading.to_metadata()
     predictor.metadata = {
         "kind": model.kind,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -161,8 +194,11 @@ def train(
             "train": len(parts.train),
             "validation": len(parts.validation),
             "test": len(parts.test),
+            "partial_labels": sum(movie.known is not None for movie in movies),
         },
-        "language_filter": sorted(languages) if languages is not None else "all",
+        "language_filter": described.pop("language_filter"),
+        "loading": described,
+        "partial_labels": partial_labels,
         "split": split.to_dict(),
         "thresholds_tuned_on": "validation" if parts.validation else "none (0.5 everywhere)",
         "metrics": {"test": metrics},
@@ -173,14 +209,24 @@ def train(
     return TrainingResult(predictor, metrics, seconds, out)
 
 
-def default_data_files(data_dir: Path = Path("data")) -> list[Path]:
-    """Every CSV or JSON Lines file directly in `data_dir` (where `tgplus data fetch` writes)."""
-    found = sorted(
-        path
-        for pattern in ("*.csv", "*.jsonl")
-        for path in data_dir.glob(pattern)
-        if path.is_file()
-    )
+DEFAULT_DATA_DIR = Path("data")
+
+
+def default_data_files(data_dir: Path = DEFAULT_DATA_DIR) -> list[Path]:
+    """Every movie file under `data_dir`, recursively (where `tgplus data fetch` writes)."""
+    return supported_files(data_dir) if data_dir.is_dir() else []
+
+
+def training_files_or_default(files: Sequence[Path] | None) -> list[Path]:
+    """`files`, or every movie file under data/; a DataError when there are none."""
+    if files:
+        return list(files)
+    found = default_data_files()
+    if not found:
+        raise DataError(
+            "no training data: pass --data FILE or --data DIRECTORY, or run `tgplus data fetch` "
+            "to download The Movies Dataset into data/"
+        )
     return found
 
 
