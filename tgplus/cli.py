@@ -528,6 +528,14 @@ def train(
     encoder: Annotated[
         str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
     ] = "all-MiniLM-L6-v2",
+    feedback: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATABASE_URL",
+            help="Editors' feedback database: their genres override the files' for the same "
+            "film; new films are added.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train a model kind on movie files and save it with its metadata, atomically.
@@ -550,6 +558,7 @@ def train(
         encoder=encoder,
         progress=not as_json,
         partial_labels=partial_labels,
+        feedback=feedback,
     )
     rows = result.predictor.metadata["rows"]
     if as_json:
@@ -559,10 +568,17 @@ def train(
                 "kind": kind,
                 "seconds": round(result.seconds, 2),
                 "rows": rows,
+                "feedback": result.predictor.metadata.get("feedback"),
                 "metrics": result.metrics,
             }
         )
         return
+    if (used := result.predictor.metadata.get("feedback")) is not None:
+        out.print(
+            f"feedback: {used['rows']:,} answers, {used['films']:,} films: "
+            f"{used['overridden']:,} overrode a file's genres, {used['added']:,} added",
+            highlight=False,
+        )
     out.print(
         f"trained {kind} on {rows['train']:,} movies ({rows['validation']:,} validation, "
         f"{rows['test']:,} test) in {result.seconds:.1f} s -> {destination}",
