@@ -3,7 +3,7 @@
     python bench/feedback.py [--model DIR] [--seconds 20] [--postgres URL]
 
 1. 16 concurrent writers POST distinct feedback for 20 s against a real
-   `uvicorn tgplus.api:app`, on SQLite and on PostgreSQL; then the rows in the
+   `uvicorn tgplus.api:app` (1 and 2 workers), on SQLite and on PostgreSQL; then the rows in the
    database are counted: every 201 must be exactly one row (none lost, none
    duplicated) and no answer may be a 5xx. Prints writes/s and latency.
 2. wrk drives POST /predict over 16 connections while the model is reloaded
@@ -132,7 +132,12 @@ async def write_feedback(
 
 
 def writers_run(
-    name: str, database_url: str, model: Path, args: argparse.Namespace, texts: list[str]
+    name: str,
+    database_url: str,
+    model: Path,
+    args: argparse.Namespace,
+    texts: list[str],
+    workers: int = 1,
 ) -> dict[str, Any]:
     env = {
         "TGPLUS_MODEL_PATH": str(model),
@@ -141,14 +146,15 @@ def writers_run(
         "TGPLUS_LOG_LEVEL": "warning",
     }
     genres = json.loads((model / "metadata.json").read_text())["genres"]
-    log = args.scratch / f"writers-{name}.log"
-    with server("tgplus.api:app", env, "/health/ready", 1, log) as (url, _):
+    log = args.scratch / f"writers-{name}-{workers}.log"
+    with server("tgplus.api:app", env, "/health/ready", workers, log) as (url, _):
         result = asyncio.run(write_feedback(url, args.writers, args.seconds, texts, genres))
     rows, distinct = count_rows(database_url)
     created = result["statuses"].get(201, 0)
     server_errors = sum(n for status, n in result["statuses"].items() if status >= 500)
     return {
         "database": name,
+        "workers": workers,
         "writers": args.writers,
         "seconds": round(result["elapsed"], 1),
         "answers": sum(result["statuses"].values()),
@@ -284,16 +290,21 @@ def main() -> None:
     ]
     script.write_text(lua_script(requests), encoding="utf-8")
 
-    writers = [writers_run("SQLite", f"sqlite:///{args.scratch / 'w.db'}", model, args, texts)]
+    writers = [
+        writers_run("SQLite", f"sqlite:///{args.scratch / f'w{n}.db'}", model, args, texts, n)
+        for n in (1, 2)
+    ]
     with postgres(args.postgres) as server_url:
-        database = fresh_postgres_database(server_url)
-        writers.append(writers_run("PostgreSQL", database, model, args, texts))
-    print(f"## {args.writers} concurrent feedback writers, {args.seconds:g} s, 1 uvicorn worker")
+        for workers in (1, 2):
+            database = fresh_postgres_database(server_url)
+            writers.append(writers_run("PostgreSQL", database, model, args, texts, workers))
+    print(f"## {args.writers} concurrent feedback writers, {args.seconds:g} s")
     print(
         table(
             writers,
             [
                 ("database", "database"),
+                ("workers", "uvicorn workers"),
                 ("answers", "answers"),
                 ("created", "201 created"),
                 ("rows", "rows in table"),

@@ -135,13 +135,17 @@ def test_the_same_answer_within_a_minute_is_stored_once(store: FeedbackStore) ->
     assert repo.counts()["feedback"] == 3
 
 
-def test_concurrent_writers_lose_nothing_and_duplicate_nothing(store: FeedbackStore) -> None:
-    """8 threads, each with its own session: 20 distinct answers each, plus one shared answer."""
+def test_concurrent_writers_lose_nothing_and_duplicate_nothing(
+    store: FeedbackStore, database_url: str, open_store: Callable[[str], FeedbackStore]
+) -> None:
+    """8 threads over two stores (as two server processes would have), each with its own
+    session: 20 distinct answers each, plus one answer they all send."""
     errors: list[BaseException] = []
     created: list[bool] = []
+    stores = [store, open_store(database_url)]
 
     def write(worker: int) -> None:
-        repo = repository(store)
+        repo = repository(stores[worker % 2])
         try:
             for number in range(20):
                 item = replace(
