@@ -101,7 +101,7 @@ class EditorMetrics:
             ["genre"],
             registry=registry,
         )
-        self._refreshed = 0.0
+        self._refreshed = -QUALITY_CACHE_SECONDS  # the first scrape reads the database
 
     async def refresh(self, store: FeedbackStore | None, window: int) -> None:
         """Read the quality over the latest `window` feedback (at most every few seconds)."""
