@@ -18,6 +18,13 @@ from tgplus.feedback.models import utc_now
 NEW_FILM = "An old lighthouse keeper teaches a stray dog to sail across the northern sea."
 
 
+def train_majority(data: Path, out: Path, feedback: str, *more: str) -> tuple[int, str, str]:
+    """`tgplus train` of the quick majority kind on `data` with the feedback at `feedback`."""
+    return run(
+        "train", "--data", data, "--kind", "majority", "--out", out, "--feedback", feedback, *more
+    )
+
+
 @pytest.fixture
 def answered(database_url: str, small_data: Path) -> str:
     """Answers for the first film of `small_data` (twice) and for a film no file holds."""
@@ -71,18 +78,7 @@ def test_train_with_feedback_counts_what_it_used(
     answered: str, small_data: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "model"
-    code, stdout, _ = run(
-        "train",
-        "--data",
-        small_data,
-        "--kind",
-        "majority",
-        "--out",
-        out,
-        "--feedback",
-        answered,
-        "--json",
-    )
+    code, stdout, _ = train_majority(small_data, out, answered, "--json")
     assert code == 0
     result = json.loads(stdout)
     assert result["feedback"]["rows"] == 4
@@ -98,17 +94,7 @@ def test_train_with_feedback_counts_what_it_used(
 def test_train_with_an_unreachable_feedback_database_fails_before_training(
     small_data: Path, tmp_path: Path, postgres_down_url: str
 ) -> None:
-    code, _, stderr = run(
-        "train",
-        "--data",
-        small_data,
-        "--kind",
-        "majority",
-        "--out",
-        tmp_path / "m",
-        "--feedback",
-        postgres_down_url,
-    )
+    code, _, stderr = train_majority(small_data, tmp_path / "m", postgres_down_url)
     assert code == 2
     assert "is unavailable" in stderr
     assert "hunter2" not in stderr
