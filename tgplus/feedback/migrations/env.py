@@ -3,7 +3,10 @@
 `tgplus.feedback.store.FeedbackStore.upgrade` opens one transaction (holding
 a lock, so several workers starting together migrate once), passes its
 connection in `config.attributes["connection"]`, and Alembic runs inside it.
-There is no alembic.ini and no offline (SQL script) mode.
+There is no alembic.ini and no offline (SQL script) mode. A schema change is a
+new file in versions/ written by hand after the shape of the last one (the
+next number as `revision`, the last as `down_revision`; script.py.mako is
+the template), plus a test that upgrades a database of the previous revision.
 """
 
 from __future__ import annotations
