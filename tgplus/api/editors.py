@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tgplus.api.errors import error_response
 from tgplus.api.observability import log
 from tgplus.api.schemas import Deleted, ErrorOut, FeedbackIn, FeedbackOut, ReloadOut
 from tgplus.api.state import ServiceState, service
@@ -40,6 +41,8 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 GUARDED: dict[int | str, dict[str, Any]] = {
+    "4XX": _problem("The request cannot be served as sent."),
+    "5XX": _problem("The server cannot serve it now."),
     401: _problem("No bearer token."),
     403: _problem("Wrong bearer token."),
     404: _problem("Not enabled here: the server has no TGPLUS_API_TOKEN."),
@@ -228,9 +231,7 @@ async def reload(request: Request) -> ReloadOut | JSONResponse:
     previous = state.model_id
     error = await state.reload()
     if error is not None:
-        return JSONResponse(
-            {"detail": f"{error}; still serving {previous or 'no model'}"}, status_code=409
-        )
+        return error_response(409, f"{error}; still serving {previous or 'no model'}")
     predictor = state.require_predictor()
     return ReloadOut(
         id=state.model_id or "",

@@ -35,6 +35,7 @@ class ServiceState:
     loaded_at: str | None = None
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
+    paths_without_get: frozenset[str] = frozenset()
     # The feedback store: opened at startup when a token is set or predictions are recorded.
     store: FeedbackStore | None = None
     store_ready: bool = False
@@ -120,7 +121,8 @@ def load_checked(path: Path) -> Predictor | str:
         predictor.predict_one("warm up the model before the first request")
     except TgplusError as error:
         log.error({"event": "model_not_loaded", "path": str(path), "error": str(error)})
-        return str(error)
+        # Responses name the model directory, never where the server keeps it; the log does.
+        return str(error).replace(str(path), path.name)
     log.info(
         {
             "event": "model_loaded",
