@@ -5,8 +5,11 @@ the fast model's three light scorers (TF-IDF logistic regression, Complement
 NB, static word pieces), a logistic regression on all-MiniLM-L6-v2 sentence
 embeddings (or any sentence-transformers encoder), and the similarity-weighted
 genres of the 30 nearest training movies in that embedding space. Words and
-meaning err differently, so the blend beats each part; the weights come from
-5-fold cross-validation on the shared data (bench/models.py measures the result).
+meaning err differently, so the blend beats each part. The weights came from
+5-fold cross-validation on the two TMDB files; `bench/tune.py --kind accurate`
+re-derives them, but was not re-run on the catalogues (it needs every shared
+description encoded, over an hour on a busy 2-core machine). On held-out
+catalogues this kind is no better than `fast` (README, "How good, how fast").
 """
 
 from __future__ import annotations
