@@ -22,7 +22,7 @@ PORT ?= 8000
 RUNTIME_STAMP := $(VENV)/.tgplus-runtime
 DEV_STAMP := $(VENV)/.tgplus-dev
 
-.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench tune clean
+.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench fuzz soak tune clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -38,10 +38,10 @@ $(RUNTIME_STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP)
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings,dask]'
 	touch $@
 
-dev: $(DEV_STAMP) ## Create .venv and install tgplus with dev tools and embeddings
+dev: $(DEV_STAMP) ## Create .venv and install tgplus with dev tools, embeddings and dask
 	@echo "ready: source $(VENV)/bin/activate"
 
 lint: $(DEV_STAMP) ## Lint with ruff
@@ -79,10 +79,17 @@ evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside
 serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and serve on HOST:PORT
 	$(BIN)/tgplus serve --model $(MODEL) --host $(HOST) --port $(PORT)
 
-bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, then the HTTP service
+bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, the HTTP service, batch scoring
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/catalogues.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/batch.py $(addprefix --data ,$(DATA))
+
+fuzz: $(DEV_STAMP) ## Fuzz the API from its OpenAPI schema: 1,000 cases per operation (minutes)
+	$(BIN)/python bench/fuzz.py
+
+soak: $(DEV_STAMP) ## Soak `tgplus serve` for 10 minutes with mixed requests and a restart
+	$(BIN)/python bench/soak.py
 
 tune: $(DEV_STAMP) ## Re-derive the fast and accurate settings and blend weights by cross-validation
 	$(BIN)/python bench/tune.py --kind fast $(addprefix --data ,$(DATA))
@@ -94,6 +101,6 @@ clean: ## Remove caches and build files (keeps .venv, data/ and models)
 
 lock: $(RUNTIME_STAMP) ## Re-pin constraints.txt from pyproject.toml (needs network to PyPI)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra embeddings --universal \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra embeddings --extra dask --universal \
 		--python-version 3.10 --no-header --no-annotate -o $(CONSTRAINTS)
 	sed -i '1i # Pinned versions of every dependency (all extras), for Python 3.10+ on any platform.\n# Regenerate with `make lock` after changing pyproject.toml.' $(CONSTRAINTS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 
 def _not_blank(value: str) -> str:
@@ -35,12 +35,23 @@ NOT_BLANK: dict[str, Any] = {
 }
 
 
+def _a_json_number(value: object) -> object:
+    # pydantic would read JSON true as 1 and "3" as 3; a client sending them has a bug
+    # worth naming. (2.0 stays 2: JSON Schema counts it as an integer, as clients do.)
+    if isinstance(value, bool | str):
+        raise ValueError("top_k must be a whole number, not true, false or text")
+    return value
+
+
+TopK = Annotated[int, Field(ge=1, le=20), BeforeValidator(_a_json_number)]
+
+
 class PredictRequest(BaseModel):
     description: str = Field(
         examples=["A detective hunts a serial killer."], json_schema_extra=NOT_BLANK
     )
     title: str = Field("", description="The movie's title, if known; it helps a little.")
-    top_k: int = Field(3, ge=1, le=20)
+    top_k: TopK = 3
 
     _check = field_validator("description")(_not_blank)
 
@@ -56,7 +67,7 @@ class BatchRequest(BaseModel):
     descriptions: list[BatchItem | Annotated[str, Field(json_schema_extra=NOT_BLANK)]] = Field(
         min_length=1, description="Descriptions, or objects with description and title."
     )
-    top_k: int = Field(3, ge=1, le=20)
+    top_k: TopK = 3
 
     @field_validator("descriptions")
     @classmethod
@@ -71,8 +82,17 @@ class BatchResponse(BaseModel):
     predictions: list[PredictionOut]
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the field.")
+    msg: str = Field(description="What is wrong with it (never the value itself).")
+    type: str = Field(description="A machine-readable kind, as pydantic names it.")
+
+
 class ErrorOut(BaseModel):
-    detail: str
+    """Every 4xx and 5xx answer: one sentence, and the fields at fault when there are any."""
+
+    detail: str = Field(examples=["description is empty; send the movie's plot as text"])
+    errors: list[FieldError] = Field(default_factory=list)
 
 
 class ModelOut(BaseModel):
@@ -82,7 +102,10 @@ class ModelOut(BaseModel):
     trained_at: str | None = None
     training_seconds: float | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
-    data: list[dict[str, Any]] = Field(default_factory=list)
+    data: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Training files: file name (never the server's path), sha256, rows used.",
+    )
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
 
@@ -91,3 +114,9 @@ class Health(BaseModel):
     status: str
     model: str | None = None
     detail: str | None = None
+
+
+class NotReady(ErrorOut):
+    """/health/ready while the model is not loaded: the error shape, plus the status."""
+
+    status: str = "not ready"
