@@ -23,6 +23,7 @@ from tgplus.data import DEFAULT_SPLIT, SourceFormat, load_movies, parse_language
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
+from tgplus.models.calibration import DEFAULT_TARGET_PRECISION
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -267,6 +268,15 @@ def train(
     encoder: Annotated[
         str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
     ] = "all-MiniLM-L6-v2",
+    target_precision: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=0.99,
+            help="Precision of the top genre that `confident` predictions should reach "
+            "(threshold chosen on the validation share).",
+        ),
+    ] = DEFAULT_TARGET_PRECISION,
     as_json: JsonOption = False,
 ) -> None:
     """Train a model kind on movie files and save it with its metadata, atomically.
@@ -294,6 +304,7 @@ def train(
         split=SplitSettings(test_share=test_share, validation_share=validation_share),
         encoder=encoder,
         progress=not as_json,
+        target_precision=target_precision,
     )
     if as_json:
         print_json(
@@ -435,11 +446,22 @@ def predict(
     language: Annotated[
         str, typer.Option("--language", help="With --input: languages to score (default all).")
     ] = "all",
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show the words behind each top genre.")
+    ] = False,
+    recall_target: Annotated[
+        float | None,
+        typer.Option(
+            help="Also give the genre set expected to hold this share of the movie's genres "
+            "(between 0 and 1, e.g. 0.9).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Tag descriptions with genres, or score a whole catalogue file in batch.
 
     Examples: tgplus predict "A mob boss's son takes over the family business."
+              tgplus predict --explain --recall-target 0.9 "A heist goes wrong."
               tgplus predict --input catalogue.csv --output genres.csv
     """
     from tgplus.models import load_predictor
@@ -462,18 +484,40 @@ def predict(
         return
     assert descriptions is not None
     titles = [title] * len(descriptions) if title else None
-    predictions = predictor.predict(descriptions, titles, top_k=top_k)
+    predictions = predictor.predict(
+        descriptions, titles, top_k=top_k, explain=explain, recall_target=recall_target
+    )
     if as_json:
         print_json([p.as_dict(digits=4) for p in predictions])
         return
     for description, prediction in zip(descriptions, predictions, strict=True):
         top = ", ".join(f"{s.genre} {s.score:.2f}" for s in prediction.top)
         short = description if len(description) <= 60 else description[:57] + "..."
+        trust = {True: "confident", False: "unsure", None: "uncalibrated"}[prediction.confident]
         out.print(
-            f"{prediction.genre:<16} [{', '.join(prediction.genres)}]  top: {top}  <- {short}",
+            f"{prediction.genre:<16} [{', '.join(prediction.genres)}]  top: {top}  "
+            f"({trust} {prediction.confidence:.2f})  <- {short}",
             markup=False,
             highlight=False,
         )
+        if prediction.genre_set is not None:
+            out.print(
+                f"  genres for recall {recall_target}: {', '.join(prediction.genre_set)}",
+                markup=False,
+                highlight=False,
+            )
+        for entry in prediction.top if explain else ():
+            words = ", ".join(
+                f"{w.text} {w.weight:+.3f}" + (" (title)" if w.field == "title" else "")
+                for w in entry.explanation or ()
+            )
+            out.print(
+                f"  {entry.genre}: {words or 'no known words'}", markup=False, highlight=False
+            )
+        if explain and prediction.explanation_method != "exact":
+            out.print(
+                f"  (explanations: {prediction.explanation_method})", markup=False, highlight=False
+            )
 
 
 @app.command()

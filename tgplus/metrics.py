@@ -164,7 +164,7 @@ def measure(predictor: Predictor, movies: Sequence[Movie]) -> Measurement:
     known = list(predictor.genres)
     unseen = {g: n for g, n in genre_counts(movies).most_common() if g not in set(known)}
     genres = known + sorted(unseen)
-    scores = predictor.model.predict_proba([movie.text for movie in movies])
+    scores = predictor.score_texts([movie.text for movie in movies])
     decided = decide(scores, predictor.thresholds)
     never = np.zeros((len(movies), len(unseen)), dtype=bool)
     truth = label_matrix(movies, genres)

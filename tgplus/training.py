@@ -39,9 +39,12 @@ from tgplus.errors import ModelError
 from tgplus.files import sha256_file
 from tgplus.metrics import label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
+from tgplus.models.calibration import DEFAULT_TARGET_PRECISION, Calibration
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
+
+MIN_CALIBRATION_MOVIES = 50
 
 
 @dataclass
@@ -86,15 +89,32 @@ def training_genres(movies: Sequence[Movie]) -> tuple[str, ...]:
 
 
 def fit_predictor(
-    model: GenreModel, train: Sequence[Movie], validation: Sequence[Movie]
+    model: GenreModel,
+    train: Sequence[Movie],
+    validation: Sequence[Movie],
+    *,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
 ) -> Predictor:
-    """Fit `model` on `train`; tune thresholds on `validation` (0.5 where it cannot)."""
+    """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
+    threshold for `target_precision` and the recall-control curve), then tune thresholds
+    on the calibrated scores (0.5 and no calibration where there are too few movies)."""
     genres = training_genres(train)
     model.fit([movie.text for movie in train], label_matrix(train, genres), genres)
     predictor = Predictor(model, [0.5] * len(genres))
-    if validation:
-        scores = predictor.model.predict_proba([movie.text for movie in validation])
-        predictor.thresholds = tune_thresholds(scores, label_matrix(validation, genres))
+    if not validation:
+        return predictor
+    raw = predictor.model.predict_proba([movie.text for movie in validation])
+    labels = label_matrix(validation, genres)
+    if len(validation) >= MIN_CALIBRATION_MOVIES:
+        predictor.calibration = Calibration.fit(raw, labels, target_precision=target_precision)
+    else:
+        log.warning(
+            "only %d validation movies (fewer than %d): scores stay uncalibrated, without "
+            "confidence threshold or recall control; use more data",
+            len(validation),
+            MIN_CALIBRATION_MOVIES,
+        )
+    predictor.thresholds = tune_thresholds(predictor.calibrated(raw), labels)
     return predictor
 
 
@@ -123,6 +143,7 @@ def train(
     encoder: str = DEFAULT_ENCODER,
     progress: bool = False,
     model: GenreModel | None = None,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`."""
     model = model or make_model(kind, encoder=encoder, progress=progress)
@@ -141,7 +162,9 @@ def train(
         len(parts.validation),
         len(parts.test),
     )
-    predictor = fit_predictor(model, parts.train, parts.validation)
+    predictor = fit_predictor(
+        model, parts.train, parts.validation, target_precision=target_precision
+    )
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
     report = table.report
@@ -162,6 +185,7 @@ def train(
         "language_filter": sorted(languages) if languages is not None else "all",
         "split": split.to_dict(),
         "thresholds_tuned_on": "validation" if parts.validation else "none (0.5 everywhere)",
+        "calibrated_on": "validation" if predictor.calibration else "none",
         "metrics": {"test": metrics},
         "versions": library_versions(model.kind),
     }

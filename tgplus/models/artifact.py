@@ -3,6 +3,10 @@
     <model>/metadata.json   kind, genres, thresholds, settings, data, metrics, versions, ...
     <model>/model.npz       the fitted arrays (numpy, loaded with allow_pickle=False)
 
+Format 2 adds `calibration` to metadata.json (plain JSON numbers, see
+`tgplus.models.calibration`); format 1 models still load, without calibration:
+their scores are raw, `confident` is null and they refuse a recall target.
+
 `metadata.json` records the sha256 of `model.npz`; a truncated or modified
 file is refused with a message naming it. Saving writes a new directory and
 swaps it in only when complete (`tgplus.files.atomic_directory`).
@@ -11,6 +15,7 @@ swaps it in only when complete (`tgplus.files.atomic_directory`).
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,12 +26,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from tgplus.errors import ModelError
 from tgplus.files import atomic_directory, sha256_file
 from tgplus.models.base import ModelState
+from tgplus.models.calibration import Calibration
 from tgplus.models.kinds import model_class
 from tgplus.models.predictor import Predictor
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "model.npz"
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactHeader(BaseModel):
@@ -40,6 +48,7 @@ class ArtifactHeader(BaseModel):
     thresholds: list[float]
     settings: dict[str, Any]
     files: dict[str, str]
+    calibration: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ArtifactHeader:
@@ -68,6 +77,9 @@ def save_predictor(predictor: Predictor, path: Path) -> Path:
             "thresholds": [round(float(t), 6) for t in predictor.thresholds],
             "settings": state.settings,
             "files": {ARRAYS_FILE: sha256_file(partial / ARRAYS_FILE)},
+            "calibration": (
+                predictor.calibration.to_json() if predictor.calibration is not None else None
+            ),
         }
         metadata = {**header, **{k: v for k, v in predictor.metadata.items() if k not in header}}
         (partial / METADATA_FILE).write_text(
@@ -139,4 +151,20 @@ def load_predictor(path: Path) -> Predictor:
             f"{path / METADATA_FILE}: invalid settings for a {header.kind} model "
             f"({type(error).__name__}: {error}); retrain the model"
         ) from None
-    return Predictor(model, header.thresholds, metadata)
+    calibration = None
+    if header.calibration is not None:
+        try:
+            calibration = Calibration.from_json(header.calibration, len(header.genres))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelError(
+                f"{path / METADATA_FILE}: invalid calibration ({type(error).__name__}: {error}); "
+                "retrain the model"
+            ) from None
+    elif header.format_version < FORMAT_VERSION:
+        log.warning(
+            "%s: saved by an older tgplus (format %d) without calibration: scores are raw, "
+            "`confident` is null and recall targets are refused; retrain to get them",
+            path,
+            header.format_version,
+        )
+    return Predictor(model, header.thresholds, metadata, calibration)
