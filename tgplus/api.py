@@ -30,7 +30,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 from fastapi import FastAPI, Query, Request
@@ -67,9 +67,20 @@ def _not_blank(value: str) -> str:
     return value
 
 
+class WordWeightOut(BaseModel):
+    text: str = Field(description="The word as sent.", examples=["gangster"])
+    start: int = Field(ge=0, description="Offset of its first character in the field as sent.")
+    end: int = Field(ge=0, description="Offset just after its last character.")
+    weight: float = Field(description="Signed share of the genre's raw score due to this word.")
+    field: Literal["description", "title"]
+
+
 class GenreScoreOut(BaseModel):
     genre: str
-    score: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0, description="Calibrated probability of the genre.")
+    explanation: list[WordWeightOut] | None = Field(
+        None, description="With explain=true: the words that raised or lowered the score."
+    )
 
 
 class PredictionOut(BaseModel):
@@ -78,6 +89,22 @@ class PredictionOut(BaseModel):
     genre: str = Field(description="The top-scored genre.", examples=["Crime"])
     genres: list[str] = Field(description="Genres at or above their threshold (at least one).")
     top: list[GenreScoreOut] = Field(description="The top-k genres, best first.")
+    confidence: float = Field(
+        ge=0.0, le=1.0, description="Calibrated probability that the top genre is right."
+    )
+    confident: bool | None = Field(
+        description="Confidence reaches the threshold set for the model's target precision "
+        "(null for models saved without calibration)."
+    )
+    recall_target: float | None = Field(None, description="The recall target asked for.")
+    genre_set: list[str] | None = Field(
+        None, description="With recall_target: genres expected to hold that share of the true."
+    )
+    explanation_method: Literal["exact", "exact-parts-only", "none"] | None = Field(
+        None,
+        description="With explain=true: exact (every part of the model), exact-parts-only "
+        "(the embedding parts of `accurate` not attributed) or none.",
+    )
 
 
 # JSON Schema for "not blank": any character Python's str.strip() keeps, spelled
@@ -89,12 +116,24 @@ NOT_BLANK: dict[str, Any] = {
 }
 
 
+RecallTarget = Annotated[
+    float | None,
+    Field(gt=0.0, lt=1.0, description="Also return the genre set expected to hold this share "
+          "of the movie's genres (conformal risk control), e.g. 0.9."),
+]  # fmt: skip
+Explain = Annotated[
+    bool, Field(description="Add each top genre's words, with offsets and weights.")
+]
+
+
 class PredictRequest(BaseModel):
     description: str = Field(
         examples=["A detective hunts a serial killer."], json_schema_extra=NOT_BLANK
     )
     title: str = Field("", description="The movie's title, if known; it helps a little.")
     top_k: int = Field(3, ge=1, le=20)
+    explain: Explain = False
+    recall_target: RecallTarget = None
 
     _check = field_validator("description")(_not_blank)
 
@@ -111,6 +150,8 @@ class BatchRequest(BaseModel):
         min_length=1, description="Descriptions, or objects with description and title."
     )
     top_k: int = Field(3, ge=1, le=20)
+    explain: Explain = False
+    recall_target: RecallTarget = None
 
     @field_validator("descriptions")
     @classmethod
@@ -373,7 +414,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await anyio.to_thread.run_sync(work, limiter=state.limiter)
 
     async def predict_one(
-        request: Request, description: str, title: str, top_k: int
+        request: Request,
+        description: str,
+        title: str,
+        top_k: int,
+        explain: bool = False,
+        recall_target: float | None = None,
     ) -> JSONResponse:
         request.state.description_chars = len(description)
         predictor = state.require_predictor()
@@ -381,7 +427,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prediction = await run(
             predictor,
             1,
-            lambda: predictor.predict_one(description, title, top_k=top_k, max_chars=limit),
+            lambda: predictor.predict_one(
+                description,
+                title,
+                top_k=top_k,
+                max_chars=limit,
+                explain=explain,
+                recall_target=recall_target,
+            ),
         )
         state.metrics.predictions.inc()
         return JSONResponse(prediction.as_dict())
@@ -451,21 +504,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         title: Annotated[str, Query(description="The movie's title, if known.")] = "",
         top_k: Annotated[int, Query(ge=1, le=20)] = 3,
+        explain: Annotated[bool, Query(description="Add each top genre's words.")] = False,
+        recall_target: Annotated[
+            float | None,
+            Query(gt=0.0, lt=1.0, description="Also return a genre set with this recall."),
+        ] = None,
     ) -> JSONResponse:
         """Tag one description (query string)."""
         _strict_unquote(request.scope.get("query_string", b""), "the query string")
-        return await predict_one(request, description, title, top_k)
+        return await predict_one(request, description, title, top_k, explain, recall_target)
 
     @app.post("/predict", response_model=PredictionOut, tags=["predict"], responses=errors)
     async def predict_post(request: Request, body: PredictRequest) -> JSONResponse:
         """Tag one description (JSON body)."""
-        return await predict_one(request, body.description, body.title, body.top_k)
+        return await predict_one(
+            request, body.description, body.title, body.top_k, body.explain, body.recall_target
+        )
 
     @app.post(
         "/predict/batch",
         response_model=BatchResponse,
         tags=["predict"],
-        responses={**errors, 413: {"model": ErrorOut, "description": "Too many items."}},
+        responses={
+            **errors,
+            413: {"model": ErrorOut, "description": "Too many items (fewer with explain=true)."},
+        },
     )
     async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
         """Tag many descriptions at once, answered in the same order."""
@@ -474,6 +537,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise TooMuchInput(
                 f"batch of {len(body.descriptions)} descriptions is over the limit of {limit}; "
                 "split it into smaller batches"
+            )
+        explain_limit = state.settings.max_explain_batch_size
+        if body.explain and len(body.descriptions) > explain_limit:
+            raise TooMuchInput(
+                f"batch of {len(body.descriptions)} descriptions with explain=true is over the "
+                f"limit of {explain_limit}; split it, or explain only the ones you need"
             )
         items = body.descriptions
         descriptions = [i if isinstance(i, str) else i.description for i in items]
@@ -484,7 +553,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predictions = await run(
             predictor,
             len(items),
-            lambda: predictor.predict(descriptions, titles, top_k=body.top_k, max_chars=limit),
+            lambda: predictor.predict(
+                descriptions,
+                titles,
+                top_k=body.top_k,
+                max_chars=limit,
+                explain=body.explain,
+                recall_target=body.recall_target,
+            ),
         )
         state.metrics.predictions.inc(len(items))
         return JSONResponse({"predictions": [p.as_dict() for p in predictions]})
