@@ -7,7 +7,7 @@ Used by training (threshold tuning, held-out metrics) and by evaluation
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -142,6 +142,119 @@ def reliability(scores: Floats, truth: Bools, bins: int = 10) -> dict[str, Any]:
     }
 
 
+COVERAGES = (1.0, 0.9, 0.8, 0.5)
+RECALL_TARGETS = (0.8, 0.9, 0.95)
+
+
+def per_genre_calibration_error(
+    scores: Floats, truth: Bools, genres: Sequence[str], bins: int = 10
+) -> dict[str, float]:
+    """Expected calibration error of each genre's scores on its own."""
+    return {
+        genre: reliability(scores[:, [g]], truth[:, [g]], bins)["expected_calibration_error"]
+        for g, genre in enumerate(genres)
+    }
+
+
+def risk_coverage(scores: Floats, truth: Bools, points: int = 50) -> dict[str, Any]:
+    """hit@1 among the movies answered when only the most confident share is answered
+    (confidence: the top genre's score), as a curve and at COVERAGES."""
+    known = truth.any(axis=1)
+    scores, truth = scores[known], truth[known]
+    if not len(scores):
+        return {"coverage": [], "hit_at_1": [], "table": {}}
+    hits = truth[np.arange(len(truth)), scores.argmax(axis=1)]
+    ranked = hits[np.argsort(-scores.max(axis=1), kind="stable")]
+    running = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
+
+    def at(coverage: float) -> float:
+        return round(float(running[max(round(coverage * len(ranked)), 1) - 1]), 4)
+
+    grid = np.linspace(1.0, 1.0 / points, points)
+    return {
+        "coverage": [round(float(c), 4) for c in grid],
+        "hit_at_1": [at(float(c)) for c in grid],
+        "table": {f"{c:.0%}": at(c) for c in COVERAGES},
+    }
+
+
+def recall_control_results(
+    predictor: Predictor, scores: Floats, truth: Bools
+) -> dict[str, dict[str, float]]:
+    """For each recall target, the recall the genre sets achieved and their mean size."""
+    if predictor.calibration is None:
+        return {}
+    from tgplus.models.calibration import recall_sets
+
+    known = truth.any(axis=1)
+    found = {}
+    for target in RECALL_TARGETS:
+        sets = recall_sets(scores[known], predictor.calibration.recall_threshold(target))
+        achieved = (sets & truth[known]).sum(axis=1) / truth[known].sum(axis=1)
+        found[f"{target}"] = {
+            "achieved_recall": round(float(achieved.mean()), 4) if len(achieved) else 0.0,
+            "mean_set_size": round(float(sets.sum(axis=1).mean()), 3) if len(sets) else 0.0,
+        }
+    return found
+
+
+def confident_mistakes(
+    movies: Sequence[Movie], scores: Floats, truth: Bools, genres: Sequence[str], count: int = 20
+) -> list[dict[str, Any]]:
+    """The `count` movies whose top genre is wrong with the highest confidence."""
+    top = scores.argmax(axis=1)
+    wrong = np.flatnonzero(~truth[np.arange(len(truth)), top] & truth.any(axis=1))
+    worst = wrong[np.argsort(-scores[wrong, top[wrong]], kind="stable")][:count]
+    return [
+        {
+            "title": movies[i].title,
+            "description": movies[i].overview[:120],
+            "predicted": genres[top[i]],
+            "confidence": round(float(scores[i, top[i]]), 4),
+            "true": list(movies[i].genres),
+        }
+        for i in worst
+    ]
+
+
+def confused_pairs(
+    decided: Bools, truth: Bools, genres: Sequence[str], count: int = 10
+) -> list[dict[str, Any]]:
+    """The (true genre, wrongly added genre) pairs seen most often: a movie of `true`
+    tagged `added`, which it does not have."""
+    added = decided & ~truth
+    pairs = truth.T.astype(np.int64) @ added.astype(np.int64)  # (true genre, added genre)
+    np.fill_diagonal(pairs, 0)
+    order = np.argsort(-pairs, axis=None, kind="stable")[:count]
+    found = []
+    for flat in order:
+        a, b = np.unravel_index(flat, pairs.shape)
+        if pairs[a, b] == 0:
+            break
+        found.append(
+            {
+                "true": genres[a],
+                "added": genres[b],
+                "movies": int(pairs[a, b]),
+                "share_of_true": round(float(pairs[a, b] / max(truth[:, a].sum(), 1)), 4),
+            }
+        )
+    return found
+
+
+def per_source(
+    movies: Sequence[Movie], scores: Floats, decided: Bools, truth: Bools, genres: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The headline figures of each source file's movies on their own."""
+    sources = np.asarray([movie.source for movie in movies])
+    found = {}
+    for source in sorted(set(sources.tolist())):
+        rows = sources == source
+        figures = genre_metrics(scores[rows], decided[rows], truth[rows], genres)
+        found[source] = {"movies": int(rows.sum()), **{m: figures.get(m) for m in HEADLINE}}
+    return found
+
+
 @dataclass(frozen=True)
 class Measurement:
     """A model's figures on a set of movies."""
@@ -150,6 +263,8 @@ class Measurement:
     reliability: dict[str, Any]
     unseen_genres: dict[str, int]
     """Genres of the movies that the model never learned, with their counts."""
+    trust: dict[str, Any] = field(default_factory=dict)
+    """Calibration per genre, risk-coverage, recall control, mistakes, confusions, sources."""
 
 
 def measure(predictor: Predictor, movies: Sequence[Movie]) -> Measurement:
@@ -168,7 +283,39 @@ def measure(predictor: Predictor, movies: Sequence[Movie]) -> Measurement:
     decided = decide(scores, predictor.thresholds)
     never = np.zeros((len(movies), len(unseen)), dtype=bool)
     truth = label_matrix(movies, genres)
-    metrics = genre_metrics(
-        np.hstack([scores, never.astype(np.float32)]), np.hstack([decided, never]), truth, genres
-    )
-    return Measurement(metrics, reliability(scores, truth[:, : len(known)]), unseen)
+    all_scores = np.hstack([scores, never.astype(np.float32)])
+    all_decided = np.hstack([decided, never])
+    metrics = genre_metrics(all_scores, all_decided, truth, genres)
+    truth_known = truth[:, : len(known)]
+    trust = {
+        "calibrated": predictor.calibration is not None,
+        "calibration_error_per_genre": per_genre_calibration_error(scores, truth_known, known),
+        "risk_coverage": risk_coverage(scores, truth_known),
+        "recall_control": recall_control_results(predictor, scores, truth_known),
+        "confident": (
+            None
+            if predictor.calibration is None
+            else {
+                "threshold": predictor.calibration.threshold,
+                "target_precision": predictor.calibration.target_precision,
+                "share": round(
+                    float((scores.max(axis=1) >= predictor.calibration.threshold).mean()), 4
+                ),
+                "hit_at_1": _confident_hit_rate(
+                    scores, truth_known, predictor.calibration.threshold
+                ),
+            }
+        ),
+        "confident_mistakes": confident_mistakes(movies, scores, truth_known, known),
+        "confused_pairs": confused_pairs(all_decided, truth, genres),
+        "per_source": per_source(movies, all_scores, all_decided, truth, genres),
+    }
+    return Measurement(metrics, reliability(scores, truth_known), unseen, trust)
+
+
+def _confident_hit_rate(scores: Floats, truth: Bools, threshold: float) -> float | None:
+    answered = scores.max(axis=1) >= threshold
+    if not answered.any():
+        return None
+    hits = truth[np.arange(len(truth)), scores.argmax(axis=1)]
+    return round(float(hits[answered].mean()), 4)
