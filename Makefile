@@ -78,9 +78,10 @@ evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside
 serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and serve on HOST:PORT
 	$(BIN)/tgplus serve --model $(MODEL) --host $(HOST) --port $(PORT)
 
-bench: $(DEV_STAMP) ## Train and measure every model kind, then the HTTP service
+bench: $(DEV_STAMP) ## Train and measure every model kind, the HTTP service, and the explanations
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/trust.py $(addprefix --data ,$(DATA))
 
 clean: ## Remove caches and build files (keeps .venv, data/ and models)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
