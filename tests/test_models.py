@@ -12,7 +12,7 @@ import pytest
 from tests.fixtures import COMEDY, CRIME, HORROR, SPACE
 from tgplus.errors import InputError, ModelError
 from tgplus.models import Predictor, load_predictor, save_predictor
-from tgplus.models.artifact import ARRAYS_FILE, METADATA_FILE
+from tgplus.models.artifact import ARRAYS_FILE, METADATA_FILE, metadata_checksum
 from tgplus.models.lexical import FastModel
 from tgplus.models.majority import MajorityModel
 from tgplus.models.text import TfidfBlock, TfidfSettings, terms
@@ -202,6 +202,12 @@ def _copy(model: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(model, tmp_path / "model"))
 
 
+def _write_metadata(model: Path, metadata: dict[str, object]) -> None:
+    """Write edited metadata with a matching checksum, to reach the checks behind it."""
+    metadata["metadata_sha256"] = metadata_checksum(metadata)
+    (model / METADATA_FILE).write_text(json.dumps(metadata))
+
+
 def test_truncated_arrays_are_refused(fast_model: Path, tmp_path: Path) -> None:
     model = _copy(fast_model, tmp_path)
     arrays = model / ARRAYS_FILE
@@ -218,7 +224,7 @@ def test_pickled_objects_are_never_loaded(fast_model: Path, tmp_path: Path) -> N
     np.savez(arrays, prior=np.array([{"evil": 1}] * 20, dtype=object))
     metadata = json.loads((model / METADATA_FILE).read_text())
     metadata.update(kind="majority", files={ARRAYS_FILE: sha256_file(arrays)})
-    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    _write_metadata(model, metadata)
     with pytest.raises(ModelError, match="unreadable"):
         load_predictor(model)
 
@@ -238,7 +244,7 @@ def test_incompatible_metadata_is_refused(
     model = _copy(fast_model, tmp_path)
     metadata = json.loads((model / METADATA_FILE).read_text())
     change(metadata)  # type: ignore[operator]
-    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    _write_metadata(model, metadata)
     with pytest.raises(ModelError, match=message):
         load_predictor(model)
 
@@ -317,7 +323,7 @@ def test_tampered_settings_are_refused(
     model = _copy(fast_model, tmp_path)
     metadata = json.loads((model / METADATA_FILE).read_text())
     metadata["settings"] = settings
-    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    _write_metadata(model, metadata)
     with pytest.raises(ModelError, match=message):
         load_predictor(model)
 
@@ -326,7 +332,7 @@ def test_blend_weights_must_weigh_something(fast_model: Path, tmp_path: Path) ->
     model = _copy(fast_model, tmp_path)
     metadata = json.loads((model / METADATA_FILE).read_text())
     metadata["settings"]["weights"] = {"nothing": 1.0}
-    (model / METADATA_FILE).write_text(json.dumps(metadata))
+    _write_metadata(model, metadata)
     with pytest.raises(ModelError, match="give no weight"):
         load_predictor(model)
 

@@ -21,7 +21,7 @@ from tgplus.data import DEFAULT_SPLIT, load_movies, split_by_key
 from tgplus.errors import InputError, ModelError
 from tgplus.metrics import label_matrix, reliability
 from tgplus.models import Predictor, load_predictor
-from tgplus.models.artifact import METADATA_FILE
+from tgplus.models.artifact import CHECKSUM_FIELD, METADATA_FILE, metadata_checksum
 from tgplus.models.calibration import Calibration, recall_sets
 
 HEIST = "  A gangster and a detective chase each other after a bank robbery goes wrong.  "
@@ -150,7 +150,7 @@ def test_calibration_straightens_overconfident_scores() -> None:
 
 def test_the_saved_model_keeps_its_calibration(fast_model: Path, fast: Predictor) -> None:
     metadata = json.loads((fast_model / METADATA_FILE).read_text(encoding="utf-8"))
-    assert metadata["format_version"] == 2
+    assert metadata["format_version"] == 3
     assert metadata["calibration"]["target_precision"] == 0.9
     assert fast.calibration is not None
     assert fast.calibration.movies > 500
@@ -161,19 +161,20 @@ def copy_model(source: Path, tmp_path: Path, change: Any) -> Path:
     shutil.copytree(source, target)
     metadata = json.loads((target / METADATA_FILE).read_text(encoding="utf-8"))
     change(metadata)
+    metadata[CHECKSUM_FIELD] = metadata_checksum(metadata)
     (target / METADATA_FILE).write_text(json.dumps(metadata), encoding="utf-8")
     return target
 
 
-def test_a_format_1_model_still_loads_without_calibration(
+def test_a_format_2_model_still_loads_without_calibration(
     fast_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def to_format_1(metadata: dict[str, Any]) -> None:
-        metadata["format_version"] = 1
+    def to_format_2(metadata: dict[str, Any]) -> None:
+        metadata["format_version"] = 2
         del metadata["calibration"]
 
-    old = load_predictor(copy_model(fast_model, tmp_path, to_format_1))
-    assert "format 1" in caplog.text
+    old = load_predictor(copy_model(fast_model, tmp_path, to_format_2))
+    assert "format 2" in caplog.text
     prediction = old.predict_one(CRIME, explain=True)
     assert prediction.confident is None
     assert prediction.as_dict()["confident"] is None

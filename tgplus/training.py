@@ -39,6 +39,7 @@ from tgplus.errors import ModelError
 from tgplus.files import sha256_file
 from tgplus.metrics import label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
+from tgplus.models.artifact import check_destination
 from tgplus.models.calibration import DEFAULT_TARGET_PRECISION, Calibration
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
@@ -146,6 +147,8 @@ def train(
     target_precision: float = DEFAULT_TARGET_PRECISION,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`."""
+    if out is not None:
+        check_destination(out)  # before minutes of training, not after
     model = model or make_model(kind, encoder=encoder, progress=progress)
     started = time.perf_counter()
     table = load_movies(files, source_format=source_format, languages=languages)

@@ -3,19 +3,27 @@
     <model>/metadata.json   kind, genres, thresholds, settings, data, metrics, versions, ...
     <model>/model.npz       the fitted arrays (numpy, loaded with allow_pickle=False)
 
-Format 2 adds `calibration` to metadata.json (plain JSON numbers, see
-`tgplus.models.calibration`); format 1 models still load, without calibration:
+`metadata.json` records the sha256 of `model.npz` and, in `metadata_sha256`,
+the sha256 of its own other fields (as canonical JSON: sorted keys, no
+spaces); a truncated or modified file is refused with a message naming it.
+The genres and thresholds are validated too. This detects damage and
+careless edits, not a determined attacker who recomputes the sums.
+
+Format 3 adds `calibration` to metadata.json (plain JSON numbers, see
+`tgplus.models.calibration`). Format 2 models still load, without calibration:
 their scores are raw, `confident` is null and they refuse a recall target.
 
-`metadata.json` records the sha256 of `model.npz`; a truncated or modified
-file is refused with a message naming it. Saving writes a new directory and
-swaps it in only when complete (`tgplus.files.atomic_directory`).
+Saving writes a new directory and swaps it in only when complete
+(`tgplus.files.atomic_directory`), and never replaces a directory that is
+not a tgplus model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,17 +32,29 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from tgplus.errors import ModelError
-from tgplus.files import atomic_directory, sha256_file
+from tgplus.files import atomic_directory, interrupted_replacement, sha256_file
 from tgplus.models.base import ModelState
 from tgplus.models.calibration import Calibration
 from tgplus.models.kinds import model_class
 from tgplus.models.predictor import Predictor
 
-FORMAT_VERSION = 2
+# 2: metadata.json carries metadata_sha256. Format 1 models cannot be checked: retrain them.
+# 3: metadata.json carries the calibration; format 2 models load without it.
+FORMAT_VERSION = 3
+OLDEST_FORMAT = 2
 METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "model.npz"
+ARTIFACT_FILES = frozenset({METADATA_FILE, ARRAYS_FILE})
+CHECKSUM_FIELD = "metadata_sha256"
 
 log = logging.getLogger(__name__)
+
+
+def metadata_checksum(metadata: dict[str, Any]) -> str:
+    """The sha256 of every field but the checksum itself, as canonical JSON."""
+    fields = {k: v for k, v in metadata.items() if k != CHECKSUM_FIELD}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class ArtifactHeader(BaseModel):
@@ -52,19 +72,58 @@ class ArtifactHeader(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ArtifactHeader:
-        if not self.genres:
-            raise ValueError("the model has no genres")
+        if len(self.genres) < 2:
+            raise ValueError(f"{len(self.genres)} genres; a model needs at least two")
+        blank = [i for i, genre in enumerate(self.genres) if not genre.strip()]
+        if blank:
+            raise ValueError(f"genre {blank[0]} is blank")
+        repeated = sorted({g for g in self.genres if self.genres.count(g) > 1})
+        if repeated:
+            raise ValueError(f"genre {repeated[0]!r} appears more than once")
         if len(self.thresholds) != len(self.genres):
             raise ValueError(f"{len(self.thresholds)} thresholds for {len(self.genres)} genres")
+        for genre, threshold in zip(self.genres, self.thresholds, strict=True):
+            if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+                raise ValueError(f"the threshold of {genre!r} is {threshold}, not within 0..1")
         if ARRAYS_FILE not in self.files:
             raise ValueError(f"no checksum for {ARRAYS_FILE}")
         return self
 
 
-def save_predictor(predictor: Predictor, path: Path) -> Path:
-    """Write `predictor` to the directory `path`, replacing a previous model only on success."""
+def check_destination(path: Path) -> None:
+    """Refuse to save over anything but a tgplus model: a file, or a directory of other things.
+
+    Called before training starts, so a mistaken --out costs nothing, and again
+    when saving.
+    """
     if path.exists() and not path.is_dir():
         raise ModelError(f"{path}: is a file, not a model directory; choose another --out")
+    if not path.is_dir():
+        return
+    entries = sorted(entry.name for entry in path.iterdir())
+    if not entries:
+        return
+    others = [name for name in entries if name not in ARTIFACT_FILES]
+    if not others and _looks_like_a_model(path):
+        return
+    named = ", ".join(others[:3] or entries[:3]) + (", ..." if len(others or entries) > 3 else "")
+    raise ModelError(
+        f"{path}: not a tgplus model directory (it holds {named}); saving there would delete "
+        "its contents; choose another --out, or an empty or new directory"
+    )
+
+
+def _looks_like_a_model(path: Path) -> bool:
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(metadata, dict) and "format_version" in metadata and "kind" in metadata
+
+
+def save_predictor(predictor: Predictor, path: Path) -> Path:
+    """Write `predictor` to the directory `path`, replacing a previous model only on success."""
+    check_destination(path)
     state = predictor.model.get_state()
     with atomic_directory(path) as partial:
         with (partial / ARRAYS_FILE).open("wb") as stream:
@@ -81,7 +140,12 @@ def save_predictor(predictor: Predictor, path: Path) -> Path:
                 predictor.calibration.to_json() if predictor.calibration is not None else None
             ),
         }
-        metadata = {**header, **{k: v for k, v in predictor.metadata.items() if k not in header}}
+        extra = {
+            k: v for k, v in predictor.metadata.items() if k not in header and k != CHECKSUM_FIELD
+        }
+        # Round-trip first: the checksum is of what a reader will parse (tuples become lists).
+        metadata = json.loads(json.dumps({**header, **extra}))
+        metadata[CHECKSUM_FIELD] = metadata_checksum(metadata)
         (partial / METADATA_FILE).write_text(
             json.dumps(metadata, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
@@ -92,8 +156,8 @@ def read_metadata(path: Path) -> dict[str, Any]:
     """The parsed metadata.json of the model at `path`, or a ModelError saying why not."""
     if not path.exists():
         hint = f"train one with `tgplus train --out {path}`"
-        previous = path.with_name(f"{path.name}.previous")
-        if previous.is_dir():
+        previous = interrupted_replacement(path)
+        if previous is not None:
             hint = f"a save was interrupted; the previous model is at {previous}"
         raise ModelError(f"{path}: no model here; {hint}")
     if not path.is_dir():
@@ -117,6 +181,22 @@ def read_metadata(path: Path) -> dict[str, Any]:
 def load_predictor(path: Path) -> Predictor:
     """Load the model at `path`, checking every file before trusting it."""
     metadata = read_metadata(path)
+    version = metadata.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelError(
+            f"{path}: made by a newer tgplus (format {version}, this one reads "
+            f"{FORMAT_VERSION}); upgrade tgplus"
+        )
+    if isinstance(version, int) and version < OLDEST_FORMAT:
+        raise ModelError(
+            f"{path}: made by an older tgplus (format {version}) whose metadata has no "
+            "checksum; retrain the model"
+        )
+    if metadata.get(CHECKSUM_FIELD) != metadata_checksum(metadata):
+        raise ModelError(
+            f"{path / METADATA_FILE}: checksum mismatch, the file was modified or damaged; "
+            "retrain the model"
+        )
     try:
         header = ArtifactHeader.model_validate(metadata)
     except ValidationError as error:
@@ -125,11 +205,6 @@ def load_predictor(path: Path) -> Predictor:
         raise ModelError(
             f"{path / METADATA_FILE}: invalid {where} ({problem['msg']}); retrain the model"
         ) from None
-    if header.format_version > FORMAT_VERSION:
-        raise ModelError(
-            f"{path}: made by a newer tgplus (format {header.format_version}, this one reads "
-            f"{FORMAT_VERSION}); upgrade tgplus"
-        )
     arrays_path = path / ARRAYS_FILE
     if not arrays_path.is_file():
         raise ModelError(f"{arrays_path}: missing; the model is incomplete, retrain it")

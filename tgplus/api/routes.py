@@ -1,0 +1,212 @@
+"""The endpoints: the original `GET /<description>`, the JSON API, health, model, metrics, page.
+
+`GET /{description}` matches every path, so this router must be the app's last.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import generate_latest
+
+from tgplus.api.errors import TooMuchInput, strict_unquote
+from tgplus.api.schemas import (
+    NOT_BLANK,
+    BatchRequest,
+    BatchResponse,
+    ErrorOut,
+    Health,
+    ModelOut,
+    PredictionOut,
+    PredictRequest,
+)
+from tgplus.api.state import service
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+# The classic Prometheus text format, which every scraper reads.
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+NOT_LOADED: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "The model is not loaded."}
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed percent-encoding."},
+    422: {"description": "Empty, too long, or malformed input."},
+    **NOT_LOADED,
+}
+
+router = APIRouter()
+
+
+async def predict_one(
+    request: Request,
+    description: str,
+    title: str,
+    top_k: int,
+    explain: bool = False,
+    recall_target: float | None = None,
+) -> JSONResponse:
+    request.state.description_chars = len(description)
+    state = service(request)
+    predictor = state.require_predictor()
+    limit = state.settings.max_description_chars
+    prediction = await state.run(
+        predictor,
+        1,
+        lambda: predictor.predict_one(
+            description,
+            title,
+            top_k=top_k,
+            max_chars=limit,
+            explain=explain,
+            recall_target=recall_target,
+        ),
+    )
+    state.metrics.predictions.inc()
+    return JSONResponse(prediction.as_dict())
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(WEB / "index.html", headers=PAGE_HEADERS)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
+
+
+@router.get("/health/live", response_model=Health, tags=["health"])
+async def live() -> Health:
+    """The process is up (even if the model failed to load)."""
+    return Health(status="alive")
+
+
+@router.get(
+    "/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}}
+)
+async def ready(request: Request) -> Health | JSONResponse:
+    """Ready to predict: the model is loaded."""
+    state = service(request)
+    if state.predictor is None:
+        body = Health(status="not ready", detail=state.load_error or "starting")
+        return JSONResponse(body.model_dump(), status_code=503)
+    return Health(status="ready", model=state.predictor.kind)
+
+
+@router.get("/model", response_model=ModelOut, tags=["model"], responses=NOT_LOADED)
+async def model_info(request: Request) -> ModelOut:
+    """The loaded model's metadata: kind, genres, thresholds, metrics, training data."""
+    predictor = service(request).require_predictor()
+    meta = predictor.metadata
+    return ModelOut(
+        kind=predictor.kind,
+        genres=list(predictor.genres),
+        thresholds=[float(t) for t in predictor.thresholds],
+        trained_at=meta.get("trained_at"),
+        training_seconds=meta.get("training_seconds"),
+        metrics=meta.get("metrics", {}),
+        data=[
+            {k: d.get(k) for k in ("path", "sha256", "format", "rows_kept")}
+            for d in meta.get("data", [])
+        ],
+        hyperparameters=meta.get("hyperparameters", {}),
+        versions=meta.get("versions", {}),
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["health"])
+async def prometheus(request: Request) -> Response:
+    """Prometheus metrics: requests, latency, predictions, model state."""
+    registry = service(request).metrics.registry
+    return PlainTextResponse(generate_latest(registry), media_type=METRICS_TYPE)
+
+
+@router.get("/predict", response_model=PredictionOut, tags=["predict"], responses=ERRORS)
+async def predict_get(
+    request: Request,
+    description: Annotated[
+        str, Query(description="The movie's plot.", json_schema_extra=NOT_BLANK)
+    ],
+    title: Annotated[str, Query(description="The movie's title, if known.")] = "",
+    top_k: Annotated[int, Query(ge=1, le=20)] = 3,
+    explain: Annotated[bool, Query(description="Add each top genre's words.")] = False,
+    recall_target: Annotated[
+        float | None,
+        Query(gt=0.0, lt=1.0, description="Also return a genre set with this recall."),
+    ] = None,
+) -> JSONResponse:
+    """Tag one description (query string)."""
+    strict_unquote(request.scope.get("query_string", b""), "the query string")
+    return await predict_one(request, description, title, top_k, explain, recall_target)
+
+
+@router.post("/predict", response_model=PredictionOut, tags=["predict"], responses=ERRORS)
+async def predict_post(request: Request, body: PredictRequest) -> JSONResponse:
+    """Tag one description (JSON body)."""
+    return await predict_one(
+        request, body.description, body.title, body.top_k, body.explain, body.recall_target
+    )
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchResponse,
+    tags=["predict"],
+    responses={
+        **ERRORS,
+        413: {"model": ErrorOut, "description": "Too many items (fewer with explain=true)."},
+    },
+)
+async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
+    """Tag many descriptions at once, answered in the same order."""
+    state = service(request)
+    limit = state.settings.max_batch_size
+    if len(body.descriptions) > limit:
+        raise TooMuchInput(
+            f"batch of {len(body.descriptions)} descriptions is over the limit of {limit}; "
+            "split it into smaller batches"
+        )
+    explain_limit = state.settings.max_explain_batch_size
+    if body.explain and len(body.descriptions) > explain_limit:
+        raise TooMuchInput(
+            f"batch of {len(body.descriptions)} descriptions with explain=true is over the "
+            f"limit of {explain_limit}; split it, or explain only the ones you need"
+        )
+    items = body.descriptions
+    descriptions = [i if isinstance(i, str) else i.description for i in items]
+    titles = ["" if isinstance(i, str) else i.title for i in items]
+    request.state.description_chars = sum(map(len, descriptions))
+    predictor = state.require_predictor()
+    limit = state.settings.max_description_chars
+    predictions = await state.run(
+        predictor,
+        len(items),
+        lambda: predictor.predict(
+            descriptions,
+            titles,
+            top_k=body.top_k,
+            max_chars=limit,
+            explain=body.explain,
+            recall_target=body.recall_target,
+        ),
+    )
+    state.metrics.predictions.inc(len(items))
+    return JSONResponse({"predictions": [p.as_dict() for p in predictions]})
+
+
+@router.get("/{description:path}", response_model=PredictionOut, tags=["predict"], responses=ERRORS)
+async def predict_path(request: Request, description: str) -> JSONResponse:
+    """The original demo's call: `GET /<url-encoded description>` -> `{"genre": ...}`."""
+    strict_unquote(request.scope.get("raw_path", b""), "the path")
+    return await predict_one(request, description, "", 3)

@@ -1,0 +1,134 @@
+"""Request and response bodies of the service, as pydantic models (they become the OpenAPI docs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("description is empty; send the movie's plot as text")
+    return value
+
+
+class WordWeightOut(BaseModel):
+    text: str = Field(description="The word as sent.", examples=["gangster"])
+    start: int = Field(ge=0, description="Offset of its first character in the field as sent.")
+    end: int = Field(ge=0, description="Offset just after its last character.")
+    weight: float = Field(description="Signed share of the genre's raw score due to this word.")
+    field: Literal["description", "title"]
+
+
+class GenreScoreOut(BaseModel):
+    genre: str
+    score: float = Field(ge=0.0, le=1.0, description="Calibrated probability of the genre.")
+    explanation: list[WordWeightOut] | None = Field(
+        None, description="With explain=true: the words that raised or lowered the score."
+    )
+
+
+class PredictionOut(BaseModel):
+    """The top genre, every genre at or above its threshold, and the top-k with scores."""
+
+    genre: str = Field(description="The top-scored genre.", examples=["Crime"])
+    genres: list[str] = Field(description="Genres at or above their threshold (at least one).")
+    top: list[GenreScoreOut] = Field(description="The top-k genres, best first.")
+    confidence: float = Field(
+        ge=0.0, le=1.0, description="Calibrated probability that the top genre is right."
+    )
+    confident: bool | None = Field(
+        description="Confidence reaches the threshold set for the model's target precision "
+        "(null for models saved without calibration)."
+    )
+    recall_target: float | None = Field(None, description="The recall target asked for.")
+    genre_set: list[str] | None = Field(
+        None, description="With recall_target: genres expected to hold that share of the true."
+    )
+    explanation_method: Literal["exact", "exact-parts-only", "none"] | None = Field(
+        None,
+        description="With explain=true: exact (every part of the model), exact-parts-only "
+        "(the embedding parts of `accurate` not attributed) or none.",
+    )
+
+
+# JSON Schema for "not blank": any character Python's str.strip() keeps, spelled
+# out so that JSON Schema tools (whatever their regex flavour) agree with the
+# server; the validators below give the friendlier message.
+NOT_BLANK: dict[str, Any] = {
+    "minLength": 1,
+    "pattern": r"[^\s\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+}
+
+
+RecallTarget = Annotated[
+    float | None,
+    Field(gt=0.0, lt=1.0, description="Also return the genre set expected to hold this share "
+          "of the movie's genres (conformal risk control), e.g. 0.9."),
+]  # fmt: skip
+Explain = Annotated[
+    bool, Field(description="Add each top genre's words, with offsets and weights.")
+]
+
+
+class PredictRequest(BaseModel):
+    description: str = Field(
+        examples=["A detective hunts a serial killer."], json_schema_extra=NOT_BLANK
+    )
+    title: str = Field("", description="The movie's title, if known; it helps a little.")
+    top_k: int = Field(3, ge=1, le=20)
+    explain: Explain = False
+    recall_target: RecallTarget = None
+
+    _check = field_validator("description")(_not_blank)
+
+
+class BatchItem(BaseModel):
+    description: str = Field(json_schema_extra=NOT_BLANK)
+    title: str = ""
+
+    _check = field_validator("description")(_not_blank)
+
+
+class BatchRequest(BaseModel):
+    descriptions: list[BatchItem | Annotated[str, Field(json_schema_extra=NOT_BLANK)]] = Field(
+        min_length=1, description="Descriptions, or objects with description and title."
+    )
+    top_k: int = Field(3, ge=1, le=20)
+    explain: Explain = False
+    recall_target: RecallTarget = None
+
+    @field_validator("descriptions")
+    @classmethod
+    def _check_items(cls, items: list[BatchItem | str]) -> list[BatchItem | str]:
+        for position, item in enumerate(items):
+            if isinstance(item, str) and not item.strip():
+                raise ValueError(f"description {position} is empty; send the movie's plot as text")
+        return items
+
+
+class BatchResponse(BaseModel):
+    predictions: list[PredictionOut]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class ModelOut(BaseModel):
+    kind: str
+    genres: list[str]
+    thresholds: list[float]
+    trained_at: str | None = None
+    training_seconds: float | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    data: list[dict[str, Any]] = Field(default_factory=list)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class Health(BaseModel):
+    status: str
+    model: str | None = None
+    detail: str | None = None
