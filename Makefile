@@ -7,12 +7,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONSTRAINTS := constraints.txt
 
-# Training data: the team's shared files when this checkout sits beside them,
-# otherwise The Movies Dataset downloaded into data/ (needs Kaggle credentials).
-# Override with your own: make serve DATA="my_movies.csv"
+# Training data: every shared file (both TMDB files and the JustWatch catalogues)
+# when this checkout sits beside ../shared/data, otherwise The Movies Dataset
+# downloaded into data/ (needs Kaggle credentials). Files or directories; override
+# with your own: make serve DATA="my_movies.csv my_catalogues/"
 SHARED ?= ../shared/data
 SHARED_FILES := $(wildcard $(SHARED)/tmdb-top10k/top10K-TMDB-movies.csv $(SHARED)/the-movies-dataset/movies_metadata.csv)
-DATA ?= $(if $(SHARED_FILES),$(SHARED_FILES),data/movies_metadata.csv)
+DATA ?= $(if $(SHARED_FILES),$(SHARED),data/movies_metadata.csv)
 MODEL ?= data/model
 KIND ?= fast
 HOST ?= 127.0.0.1
@@ -21,7 +22,7 @@ PORT ?= 8000
 RUNTIME_STAMP := $(VENV)/.tgplus-runtime
 DEV_STAMP := $(VENV)/.tgplus-dev
 
-.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench clean
+.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench tune clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -67,10 +68,10 @@ data/movies_metadata.csv: | $(RUNTIME_STAMP)
 data: $(DATA) ## Get the training data (Kaggle download unless DATA points at files)
 
 $(MODEL)/metadata.json: | $(RUNTIME_STAMP) $(DATA)
-	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --model $(KIND) --out $(MODEL)
+	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --kind $(KIND) --out $(MODEL)
 
 train: $(RUNTIME_STAMP) $(DATA) ## Train a model (KIND=fast|accurate|seed-knn|majority, MODEL=dir)
-	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --model $(KIND) --out $(MODEL)
+	$(BIN)/tgplus train $(addprefix --data ,$(DATA)) --kind $(KIND) --out $(MODEL)
 
 evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside the majority baseline
 	$(BIN)/tgplus evaluate --model $(MODEL) --split test --compare majority --report reports/$(notdir $(MODEL))
@@ -78,10 +79,15 @@ evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside
 serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and serve on HOST:PORT
 	$(BIN)/tgplus serve --model $(MODEL) --host $(HOST) --port $(PORT)
 
-bench: $(DEV_STAMP) ## Train and measure every model kind, the HTTP service, and the explanations
+bench: $(DEV_STAMP) ## Every model kind, each catalogue left out, the HTTP service, then trust (explanations, calibration)
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/catalogues.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/trust.py $(addprefix --data ,$(DATA))
+
+tune: $(DEV_STAMP) ## Re-derive the fast and accurate settings and blend weights by cross-validation
+	$(BIN)/python bench/tune.py --kind fast $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/tune.py --kind accurate $(addprefix --data ,$(DATA))
 
 clean: ## Remove caches and build files (keeps .venv, data/ and models)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info

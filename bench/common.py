@@ -10,10 +10,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-DEFAULT_DATA = [
+TMDB_FILES = [
     SHARED / "tmdb-top10k" / "top10K-TMDB-movies.csv",
     SHARED / "the-movies-dataset" / "movies_metadata.csv",
 ]
+DEFAULT_DATA = [SHARED]  # every shared file: the TMDB files and the JustWatch catalogues
 
 
 def data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +22,13 @@ def data_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         action="append",
         type=Path,
-        help="Training file (repeatable); default: shared data.",
+        help="Training file or directory (repeatable); default: every shared file.",
     )
 
 
 def data_files(arguments: argparse.Namespace) -> list[Path]:
     files: list[Path] = arguments.data or DEFAULT_DATA
-    missing = [str(f) for f in files if not f.is_file()]
+    missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise SystemExit(f"error: data file(s) not found: {', '.join(missing)}; pass --data FILE")
     return files

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TGPLUS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TOP10K = SHARED_DATA / "tmdb-top10k" / "top10K-TMDB-movies.csv"
 METADATA = SHARED_DATA / "the-movies-dataset" / "movies_metadata.csv"
+JUSTWATCH = SHARED_DATA / "justwatch"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -27,6 +28,18 @@ def top10k() -> Path:
 def metadata() -> Path:
     assert METADATA.is_file(), f"shared data missing: {METADATA} (set TGPLUS_SHARED_DATA)"
     return METADATA
+
+
+@pytest.fixture(scope="session")
+def justwatch() -> Path:
+    """The directory of the JustWatch catalogues (one titles.csv per service)."""
+    assert (JUSTWATCH / "netflix" / "titles.csv").is_file(), f"shared data missing: {JUSTWATCH}"
+    return JUSTWATCH
+
+
+@pytest.fixture(scope="session")
+def netflix(justwatch: Path) -> Path:
+    return justwatch / "netflix" / "titles.csv"
 
 
 @pytest.fixture(scope="session", autouse=True)

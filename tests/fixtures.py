@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def metadata_row(
         overview=overview,
         genres=genres,
         original_language=language,
-        imdb_id="tt0000001",
+        imdb_id=f"tt{int(movie_id):07d}" if movie_id.isdigit() else "",
     )
     return row
 
@@ -73,3 +74,25 @@ CRIME = "A detective hunts a ruthless gang of bank robbers through the city's cr
 HORROR = "A demon haunts a family in their remote farmhouse, killing them one by one at night."
 COMEDY = "Two clumsy friends stumble into hilarious misadventures at a chaotic wedding party."
 SPACE = "Astronauts aboard a starship travel through a wormhole to an alien planet in deep space."
+
+
+JUSTWATCH_HEADER = (
+    "id,title,type,description,release_year,age_certification,runtime,genres,"
+    "production_countries,seasons,imdb_id,imdb_score,imdb_votes,tmdb_popularity,tmdb_score"
+).split(",")
+
+
+def justwatch_row(
+    title: str, description: str, genres: str, *, kind: str = "MOVIE", imdb_id: str = ""
+) -> dict[str, str]:
+    """A row of a JustWatch titles.csv with the columns tgplus reads filled in."""
+    row = dict.fromkeys(JUSTWATCH_HEADER, "")
+    row.update(
+        id=f"tm{zlib.crc32(title.encode())}",
+        title=title,
+        type=kind,
+        description=description,
+        genres=genres,
+        imdb_id=imdb_id,
+    )
+    return row

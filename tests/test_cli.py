@@ -128,6 +128,29 @@ def test_train_then_predict_then_evaluate(small_data: Path, tmp_path: Path) -> N
     assert (tmp_path / "report" / "report.md").is_file()
 
 
+def test_evaluate_reports_each_source_file(small_data: Path, tmp_path: Path) -> None:
+    other = write_jsonl(
+        tmp_path / "other.jsonl",
+        [
+            {"overview": f"{CRIME} Case {i}.", "genres": ["Crime" if i % 2 else "Comedy"]}
+            for i in range(20)
+        ],
+    )
+    model = tmp_path / "m"
+    run("train", "--data", small_data, "--data", other, "--kind", "majority", "--out", model)
+    code, stdout, _ = run("evaluate", "--model", model, "--json")
+    assert code == 0
+    by_source = json.loads(stdout)["by_source"]
+    assert set(by_source) == {str(small_data), str(other)}
+    assert by_source[str(other)]["movies"] == 20
+    # That file only ever says Crime or Comedy, so its movies are judged on those two:
+    # the majority model's top among them (Comedy, the commoner) is right half the time.
+    assert by_source[str(other)]["hit_at_1"] == 0.5
+    code, stdout, _ = run("evaluate", "--model", model)
+    assert "per source file" in stdout
+    assert "other.jsonl" in stdout
+
+
 def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path: Path) -> None:
     run("train", "--data", small_data, "--out", tmp_path / "m")
     code, _, stderr = run("evaluate", "--model", tmp_path / "m")
@@ -138,7 +161,7 @@ def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--model", "huge"), "unknown model kind 'huge'"),
+        (("--kind", "huge"), "unknown model kind 'huge'"),
         (("--test-share", "1.5"), "out of range"),
     ],
 )
@@ -159,6 +182,59 @@ def test_train_on_no_usable_rows_or_one_genre(tmp_path: Path) -> None:
     )
     code, _, stderr = run("train", "--data", one, "--out", tmp_path / "m")
     assert_one_line_error(code, stderr, "needs at least two")
+
+
+def test_train_model_option_is_a_deprecated_alias_of_kind(small_data: Path, tmp_path: Path) -> None:
+    code, stdout, stderr = run(
+        "train", "--data", small_data, "--model", "majority", "--out", tmp_path / "m", "--json"
+    )
+    assert code == 0
+    assert json.loads(stdout)["kind"] == "majority"
+    assert "deprecated; use --kind" in stderr
+
+
+def test_train_reads_every_movie_file_under_data(
+    small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    (tmp_path / "data" / "catalogues").mkdir(parents=True)
+    shutil.copy(small_data, tmp_path / "data" / "catalogues" / "small.jsonl")
+    write_jsonl(tmp_path / "data" / "more.jsonl", [{"overview": CRIME, "genres": ["Crime"]}])
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = run("train", "--kind", "majority", "--json")
+    assert code == 0, stdout
+    metadata = json.loads((tmp_path / "data" / "model" / "metadata.json").read_text("utf-8"))
+    assert [Path(entry["path"]).name for entry in metadata["data"]] == ["small.jsonl", "more.jsonl"]
+
+
+def test_mapping_and_taxonomy_errors_name_file_and_line(small_data: Path, tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_text("source,target\nSci-Fi,Space Opera\n", encoding="utf-8")
+    code, _, stderr = run("train", "--data", small_data, "--mapping", mapping)
+    assert_one_line_error(code, stderr, f"{mapping}: line 2: target 'Space Opera'")
+    taxonomy = tmp_path / "genres.txt"
+    taxonomy.write_text("Funny\nfunny\n", encoding="utf-8")
+    code, _, stderr = run("data", "summary", small_data, "--taxonomy", taxonomy)
+    assert_one_line_error(code, stderr, f"{taxonomy}: line 2")
+
+
+def test_data_summary_lists_genre_names_per_file(netflix: Path, tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_text("sport,Drama\n", encoding="utf-8")
+    code, stdout, _ = run("data", "summary", netflix, "--mapping", mapping, "--json")
+    assert code == 0
+    (file,) = json.loads(stdout)["files"]
+    names = {entry["name"]: entry for entry in file["genre_names"]}
+    assert names["sport"]["maps_to"] == ["Drama"]
+    assert names["documentation"]["maps_to"] == ["Documentary"]
+    assert set(file["unmapped_genre_names"]) == {"european", "reality"}
+    assert file["rows_skipped"]["show, not a movie"] > 2000
+    code, stdout, _ = run("data", "summary", netflix)
+    assert code == 0
+    assert "Genre names of file 1" in stdout
+    assert "european" in stdout
+    assert "(nothing)" in stdout
 
 
 def test_train_without_data_says_how_to_get_it(

@@ -212,6 +212,14 @@ def test_parse_languages() -> None:
 # -- bad files ---------------------------------------------------------------------------------
 
 
+def _empty_directory(tmp_path: Path) -> Path:
+    """A directory whose only CSV file is not a movie file."""
+    directory = tmp_path / "no-movies"
+    directory.mkdir()
+    (directory / "scores.csv").write_text("id,genre\n1,Drama\n", encoding="utf-8")
+    return directory
+
+
 def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     def write(name: str, content: bytes) -> Path:
         path = tmp_path / name
@@ -221,7 +229,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     lines = b"overview,genres\nA plot.,Drama\n"
     return {
         "missing": (tmp_path / "nope.csv", "no such file"),
-        "directory": (tmp_path, "is a directory"),
+        "directory": (_empty_directory(tmp_path), "no movie files"),
         "empty": (write("empty.csv", b""), "the file is empty"),
         "columns": (write("cols.csv", b"name,year\nx,1999\n"), "unrecognised columns"),
         "binary": (write("blob.csv", bytes(range(256)) * 4), "binary file"),

@@ -63,7 +63,7 @@ def test_baselines_train_on_the_models_own_split(
     (call,) = calls
     assert call["files"] == [small_data.resolve()]
     assert call["split"] == settings
-    assert call["languages"] is None
+    assert call["loading"].languages is None  # type: ignore[attr-defined]
     assert call["kind"] == "majority"
 
 

@@ -19,7 +19,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from tgplus.data import DEFAULT_SPLIT, SourceFormat, load_movies, parse_languages
+from tgplus.data import (
+    DEFAULT_SPLIT,
+    DEFAULT_TAXONOMY,
+    LoadSettings,
+    SourceFormat,
+    load_mapping,
+    load_taxonomy,
+    parse_languages,
+)
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
@@ -75,7 +83,11 @@ def print_json(value: Any) -> None:
 # -- shared options ----------------------------------------------------------------------------
 
 FilesArgument = Annotated[
-    list[Path], typer.Argument(help="Movie files: movies_metadata.csv, TMDB top-10k, CSV or JSONL.")
+    list[Path],
+    typer.Argument(
+        help="Movie files or directories: movies_metadata.csv, TMDB top-10k, JustWatch "
+        "titles.csv, CSV or JSONL."
+    ),
 ]
 FormatOption = Annotated[
     SourceFormat, typer.Option("--format", help="File format; `auto` reads it from the header.")
@@ -86,6 +98,42 @@ LanguageOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")
 ]
+TaxonomyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--taxonomy",
+        metavar="FILE",
+        help="Your own genre list, one per line [default: TMDB's 20 genres].",
+    ),
+]
+MappingOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--mapping",
+        metavar="FILE",
+        help="CSV lines `source,target` mapping your genre names onto the taxonomy.",
+    ),
+]
+KeepShowsOption = Annotated[
+    bool, typer.Option("--keep-shows", help="Keep TV shows of JustWatch catalogues (movies only).")
+]
+
+
+def _loading(
+    source_format: SourceFormat,
+    language: str,
+    taxonomy: Path | None,
+    mapping: Path | None,
+    keep_shows: bool,
+) -> LoadSettings:
+    chosen = load_taxonomy(taxonomy) if taxonomy is not None else DEFAULT_TAXONOMY
+    return LoadSettings(
+        source_format=source_format,
+        languages=parse_languages(language),
+        taxonomy=chosen,
+        mapping=load_mapping(mapping, chosen) if mapping is not None else None,
+        keep_shows=keep_shows,
+    )
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -97,13 +145,17 @@ def data_summary(
     files: FilesArgument,
     source_format: FormatOption = SourceFormat.AUTO,
     language: LanguageOption = "en",
+    taxonomy: TaxonomyOption = None,
+    mapping: MappingOption = None,
+    keep_shows: KeepShowsOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Count rows read, kept and skipped (by reason), movies per genre, lengths, languages.
+    """Count rows read, kept and skipped (by reason), genre names and what they map to,
+    movies per genre, lengths, languages.
 
-    Example: tgplus data summary data/movies_metadata.csv --json
+    Example: tgplus data summary ../shared/data/justwatch --mapping my-genres.csv --json
     """
-    table = load_movies(files, source_format=source_format, languages=parse_languages(language))
+    table = _loading(source_format, language, taxonomy, mapping, keep_shows).load(files)
     summary = summarise(table)
     if as_json:
         print_json(summary)
@@ -148,9 +200,34 @@ def _print_summary(summary: dict[str, Any]) -> None:
     out.print("Overview length (words): " + ", ".join(f"{k} {v:g}" for k, v in words.items()))
     languages = dict(list(summary["languages"].items())[:10])
     out.print(_counts_table("Languages (top 10)", languages, summary["rows_kept"]))
-    if summary["rejected_genre_names"]:
-        rejected = dict(list(summary["rejected_genre_names"].items())[:10])
-        out.print(_counts_table("Names rejected as genres (top 10)", rejected))
+    for number, file in enumerate(files, start=1):
+        names = Table(title=f"Genre names of file {number}", title_justify="left")
+        names.add_column("source name")
+        names.add_column("count", justify="right")
+        names.add_column("maps to")
+        for entry in file["genre_names"][:40]:
+            names.add_row(
+                entry["name"], f"{entry['count']:,}", ", ".join(entry["maps_to"]) or "(nothing)"
+            )
+        if len(file["genre_names"]) > 40:
+            names.add_row(f"... {len(file['genre_names']) - 40} more (see --json)", "", "")
+        out.print(names)
+        unmapped = ", ".join(f"{n} ({c:,})" for n, c in file["unmapped_genre_names"].items())
+        out.print(
+            f"file {number}: names that map to nothing: {unmapped or 'none'}", highlight=False
+        )
+        if file["duplicates_that_added_genres"]:
+            out.print(
+                f"file {number}: {file['duplicates_that_added_genres']:,} duplicates added genres "
+                "to the earlier copy (genres are merged by union)",
+                highlight=False,
+            )
+    if summary["movies_with_partial_labels"]:
+        out.print(
+            f"partial labels: {summary['movies_with_partial_labels']:,} movies come only from "
+            "sources that cannot express every genre",
+            highlight=False,
+        )
 
 
 class _DownloadBar:
@@ -231,26 +308,44 @@ def _model_path(path: Path | None) -> Path:
     return path if path is not None else Settings().model_path
 
 
+def _short_names(paths: list[str]) -> dict[str, str]:
+    """Each path without the directories all of them share (for narrow tables)."""
+    import os
+
+    if len(paths) < 2:
+        return {path: path for path in paths}
+    common = os.path.commonpath([str(Path(path).parent) for path in paths])
+    return {path: os.path.relpath(path, common) if common else path for path in paths}
+
+
 def _metric_line(metrics: dict[str, Any]) -> str:
     from tgplus.metrics import HEADLINE
 
     return "  ".join(f"{label} {metrics[name]:.3f}" for name, label in HEADLINE.items())
 
 
+DataOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--data",
+        metavar="PATH",
+        help="Movie file or directory (repeat for several); default: every movie file under "
+        "data/, recursively.",
+    ),
+]
+
+
 @app.command()
 @user_errors
 def train(
-    data: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--data",
-            metavar="FILE",
-            help="Training file (repeat for several); default: every file in data/.",
-        ),
-    ] = None,
-    model: Annotated[
-        str, typer.Option("--model", help="Model kind: fast, accurate, seed-knn or majority.")
+    data: DataOption = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="Model kind: fast, accurate, seed-knn or majority.")
     ] = "fast",
+    deprecated_kind: Annotated[
+        str | None,
+        typer.Option("--model", hidden=True, help="Deprecated spelling of --kind."),
+    ] = None,
     out_path: Annotated[
         Path | None,
         typer.Option(
@@ -259,6 +354,15 @@ def train(
     ] = None,
     source_format: FormatOption = SourceFormat.AUTO,
     language: LanguageOption = "en",
+    taxonomy: TaxonomyOption = None,
+    mapping: MappingOption = None,
+    keep_shows: KeepShowsOption = False,
+    partial_labels: Annotated[
+        bool,
+        typer.Option(
+            help="Treat a genre a source cannot express as unknown, not absent (see README)."
+        ),
+    ] = True,
     test_share: Annotated[
         float, typer.Option(help="Share of movies held out for testing.")
     ] = DEFAULT_SPLIT.test_share,
@@ -281,45 +385,40 @@ def train(
 ) -> None:
     """Train a model kind on movie files and save it with its metadata, atomically.
 
-    Example: tgplus train --data data/movies_metadata.csv --model accurate --out data/accurate
+    Example: tgplus train --data ../shared/data --kind accurate --out data/accurate
     """
     from tgplus.data import SplitSettings
-    from tgplus.models import model_class
-    from tgplus.training import default_data_files
     from tgplus.training import train as train_model
 
-    model_class(model)  # an unknown kind fails before any data is read
-    files = data or default_data_files()
-    if not files:
-        raise TgplusError(
-            "no training data: pass --data FILE, or run `tgplus data fetch` to download it to data/"
-        )
+    if deprecated_kind is not None:
+        err.print("note: `train --model KIND` is deprecated; use --kind KIND", highlight=False)
+        kind = deprecated_kind
     destination = _model_path(out_path)
     result = train_model(
-        files,
-        kind=model,
+        data,
+        kind=kind,
         out=destination,
-        source_format=source_format,
-        languages=parse_languages(language),
+        loading=_loading(source_format, language, taxonomy, mapping, keep_shows),
         split=SplitSettings(test_share=test_share, validation_share=validation_share),
         encoder=encoder,
         progress=not as_json,
+        partial_labels=partial_labels,
         target_precision=target_precision,
     )
+    rows = result.predictor.metadata["rows"]
     if as_json:
         print_json(
             {
                 "path": str(destination),
-                "kind": model,
+                "kind": kind,
                 "seconds": round(result.seconds, 2),
-                "rows": result.predictor.metadata["rows"],
+                "rows": rows,
                 "metrics": result.metrics,
             }
         )
         return
-    rows = result.predictor.metadata["rows"]
     out.print(
-        f"trained {model} on {rows['train']:,} movies ({rows['validation']:,} validation, "
+        f"trained {kind} on {rows['train']:,} movies ({rows['validation']:,} validation, "
         f"{rows['test']:,} test) in {result.seconds:.1f} s -> {destination}",
         highlight=False,
     )
@@ -335,14 +434,17 @@ def evaluate(
         list[Path] | None,
         typer.Option(
             "--data",
-            metavar="FILE",
-            help="File to evaluate on (repeatable); default: the training files.",
+            metavar="PATH",
+            help="File or directory to evaluate on (repeatable); default: the training files.",
         ),
     ] = None,
     split: Annotated[
         str, typer.Option(help="`test`: only the test side of the stable split; `all`: every row.")
     ] = "all",
-    source_format: FormatOption = SourceFormat.AUTO,
+    source_format: Annotated[
+        SourceFormat | None,
+        typer.Option("--format", help="File format [default: as the model was trained]."),
+    ] = None,
     as_json: JsonOption = False,
     report: Annotated[
         Path | None, typer.Option(help="Write report.md and PNG plots into this directory.")
@@ -352,79 +454,57 @@ def evaluate(
         typer.Option(help="Baseline kinds to train on the same split, e.g. majority,seed-knn."),
     ] = None,
 ) -> None:
-    """Measure a model: hit@1, precision@3, F1, Jaccard, per-genre figures, optional baselines.
+    """Measure a model overall and per source file: hit@1, precision@3, F1, Jaccard,
+    per-genre figures, optional baselines.
 
     Example: tgplus evaluate --model data/model --data data/movies_metadata.csv --split test
     """
-    from tgplus.evaluation import (
-        SplitChoice,
-        compare_baselines,
-        comparison_rows,
-        languages_of,
-        overlap_note,
-        select_movies,
-        split_settings_of,
-        training_files,
-        write_report,
-    )
-    from tgplus.evaluation import (
-        evaluate as evaluate_model,
-    )
+    from tgplus.evaluation import comparison_rows, run_evaluation
     from tgplus.metrics import HEADLINE
-    from tgplus.models import load_predictor, model_class
 
-    if split not in ("all", "test"):
-        raise TgplusError(f"--split {split!r} is not one of: all, test")
-    baselines = [kind.strip() for kind in (compare or "").split(",") if kind.strip()]
-    for kind in baselines:
-        model_class(kind)
-    path = _model_path(model)
-    predictor = load_predictor(path)
-    files = data or training_files(predictor)
-    if not files:
-        raise TgplusError("no data to evaluate on: pass --data FILE")
-    settings = split_settings_of(predictor)
-    chosen: SplitChoice = "test" if split == "test" else "all"
-    movies = select_movies(
-        files, chosen, settings, source_format=source_format, languages=languages_of(predictor)
+    run = run_evaluation(
+        _model_path(model),
+        data,
+        split=split,
+        source_format=source_format,
+        baselines=[kind.strip() for kind in (compare or "").split(",") if kind.strip()],
+        report=report,
+        progress=not as_json,
     )
-    evaluations = [evaluate_model(predictor, movies)]
-    warning = overlap_note(predictor, files, chosen)
-    if warning:
-        evaluations[0].notes.append(warning)
-    evaluations += compare_baselines(predictor, baselines, movies, progress=not as_json)
-    context = [
-        f"model: {path} ({predictor.kind}, trained {predictor.metadata.get('trained_at', '?')})",
-        f"data: {', '.join(str(f) for f in files)}; split: {split} "
-        f"(test share {settings.test_share}); {len(movies):,} movies",
-    ]
-    if report is not None:
-        write_report(evaluations, report, title="tgplus evaluation", context=context)
     if as_json:
-        main = evaluations[0].to_dict()
-        main["split"] = split
-        main["data"] = [str(f) for f in files]
-        main["compare"] = [e.to_dict() for e in evaluations[1:]]
-        print_json(main)
+        print_json(run.to_dict())
         return
-    for line in context:
+    for line in run.context:
         out.print(line, highlight=False)
     table = Table(title="Evaluation", title_justify="left")
     table.add_column("model", no_wrap=True)
     for label in HEADLINE.values():
         table.add_column(label, justify="right")
     table.add_column("train s", justify="right")
-    for row in comparison_rows(evaluations):
+    for row in comparison_rows(run.evaluations):
         table.add_row(
             row["kind"],
             *[f"{row[m]:.3f}" for m in HEADLINE],
             f"{row['training_seconds']:.1f}" if row["training_seconds"] else "-",
         )
     out.print(table)
-    for note in evaluations[0].notes:
+    main = run.evaluations[0]
+    if main.by_source:
+        sources = Table(title=f"{main.kind} per source file", title_justify="left")
+        sources.add_column("file", no_wrap=True)
+        sources.add_column("movies", justify="right")
+        for label in HEADLINE.values():
+            sources.add_column(label, justify="right")
+        names = _short_names(list(main.by_source))
+        for source, values in main.by_source.items():
+            sources.add_row(
+                names[source], f"{values['movies']:,}", *[f"{values[m]:.3f}" for m in HEADLINE]
+            )
+        out.print(sources)
+    for note in main.notes:
         err.print(f"note: {note}", markup=False, highlight=False)
-    if report is not None:
-        out.print(f"report: {report / 'report.md'}", highlight=False)
+    if run.report is not None:
+        out.print(f"report: {run.report / 'report.md'}", highlight=False)
 
 
 @app.command()

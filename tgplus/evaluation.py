@@ -17,25 +17,25 @@ if __name__ == "__main__" and not __package__:
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from tgplus.data import (
     DEFAULT_SPLIT,
+    LoadSettings,
     Movie,
     SourceFormat,
     SplitSettings,
-    load_movies,
     require_movies,
     split_by_key,
 )
 from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
 from tgplus.metrics import HEADLINE, measure
-from tgplus.models import Predictor
-from tgplus.training import train
+from tgplus.models import Predictor, load_predictor, model_class
+from tgplus.training import PARTIAL_LABELS, train
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,17 @@ class Evaluation:
     unseen_genres: dict[str, int]
     training_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
+    by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The headline figures on the movies of each source file (a movie counts for
+    the first file that holds it)."""
     trust: dict[str, Any] = field(default_factory=dict)
-    """Calibration per genre, risk-coverage, recall control, mistakes, confusions, sources."""
+    """Calibration per genre, risk-coverage, recall control, mistakes and confusions."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             **self.metrics,
+            "by_source": self.by_source,
             "unseen_genres": self.unseen_genres,
             "reliability": self.reliability,
             **self.trust,
@@ -81,9 +85,9 @@ def split_settings_of(predictor: Predictor) -> SplitSettings:
         return DEFAULT_SPLIT
 
 
-def languages_of(predictor: Predictor) -> frozenset[str] | None:
-    recorded = predictor.metadata.get("language_filter", ["en"])
-    return None if recorded == "all" else frozenset(recorded)
+def loading_of(predictor: Predictor) -> LoadSettings:
+    """How the model read its training files (language filter, taxonomy, mapping, shows)."""
+    return LoadSettings.from_metadata(predictor.metadata)
 
 
 def select_movies(
@@ -91,10 +95,9 @@ def select_movies(
     split: SplitChoice,
     settings: SplitSettings,
     *,
-    source_format: SourceFormat = SourceFormat.AUTO,
-    languages: frozenset[str] | None = frozenset({"en"}),
+    loading: LoadSettings | None = None,
 ) -> tuple[Movie, ...]:
-    table = load_movies(files, source_format=source_format, languages=languages)
+    table = (loading or LoadSettings()).load(files)
     movies = require_movies(table, "evaluate")
     if split == "test":
         movies = split_by_key(movies, settings).test
@@ -103,8 +106,24 @@ def select_movies(
     return movies
 
 
+def by_source(predictor: Predictor, movies: Sequence[Movie]) -> dict[str, dict[str, Any]]:
+    """The headline figures per source file, plus each file's movie count."""
+    groups: dict[str, list[Movie]] = {}
+    for movie in movies:
+        groups.setdefault(movie.source, []).append(movie)
+    found = {}
+    for source, group in groups.items():
+        metrics = measure(predictor, group).metrics
+        found[source] = {"movies": len(group), **{name: metrics[name] for name in HEADLINE}}
+    return found
+
+
 def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
-    """Score `movies` and compare with their genres (unknown genres count as misses)."""
+    """Score `movies` and compare with their genres (unknown genres count as misses).
+
+    Genres a movie's sources cannot express are left out of its figures
+    (partial labels; see `tgplus.metrics.genre_metrics`).
+    """
     measured = measure(predictor, movies)
     notes = []
     if measured.unseen_genres:
@@ -117,6 +136,7 @@ def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
         unseen_genres=measured.unseen_genres,
         training_seconds=predictor.metadata.get("training_seconds"),
         notes=notes,
+        by_source=by_source(predictor, movies) if len({m.source for m in movies}) > 1 else {},
         trust=measured.trust,
     )
 
@@ -154,13 +174,77 @@ def compare_baselines(
             files,
             kind=kind,
             split=split_settings_of(predictor),
-            languages=languages_of(predictor),
+            loading=loading_of(predictor),
             progress=progress,
+            partial_labels=bool(predictor.metadata.get("partial_labels", PARTIAL_LABELS)),
         )
         evaluation = evaluate(result.predictor, movies)
         evaluation.training_seconds = round(result.seconds, 2)
         results.append(evaluation)
     return results
+
+
+@dataclass
+class EvaluationRun:
+    """What `run_evaluation` measured: the model first, then the baselines."""
+
+    evaluations: list[Evaluation]
+    files: list[Path]
+    split: SplitChoice
+    context: list[str]
+    report: Path | None
+
+    def to_dict(self) -> dict[str, Any]:
+        main = self.evaluations[0].to_dict()
+        main["split"] = self.split
+        main["data"] = [str(f) for f in self.files]
+        main["compare"] = [e.to_dict() for e in self.evaluations[1:]]
+        return main
+
+
+def run_evaluation(
+    model_path: Path,
+    files: Sequence[Path] | None = None,
+    *,
+    split: str = "all",
+    source_format: SourceFormat | None = None,
+    baselines: Sequence[str] = (),
+    report: Path | None = None,
+    progress: bool = False,
+) -> EvaluationRun:
+    """Measure the model at `model_path` on `files` (default: its training files),
+    beside `baselines` trained on the same files and split; write a report if asked.
+
+    `source_format` overrides the format the model's training files were read with.
+    """
+    if split not in ("all", "test"):
+        raise DataError(f"--split {split!r} is not one of: all, test")
+    chosen: SplitChoice = "test" if split == "test" else "all"
+    for kind in baselines:
+        model_class(kind)  # an unknown kind fails before any work
+    predictor = load_predictor(model_path)
+    files = list(files or training_files(predictor))
+    if not files:
+        raise DataError("no data to evaluate on: pass --data FILE")
+    settings = split_settings_of(predictor)
+    loading = loading_of(predictor)
+    if source_format is not None:
+        loading = replace(loading, source_format=source_format)
+    movies = select_movies(files, chosen, settings, loading=loading)
+    evaluations = [evaluate(predictor, movies)]
+    warning = overlap_note(predictor, files, chosen)
+    if warning:
+        evaluations[0].notes.append(warning)
+    evaluations += compare_baselines(predictor, baselines, movies, progress=progress)
+    trained_at = predictor.metadata.get("trained_at", "?")
+    context = [
+        f"model: {model_path} ({predictor.kind}, trained {trained_at})",
+        f"data: {', '.join(str(f) for f in files)}; split: {chosen} "
+        f"(test share {settings.test_share}); {len(movies):,} movies",
+    ]
+    if report is not None:
+        write_report(evaluations, report, title="tgplus evaluation", context=context)
+    return EvaluationRun(evaluations, files, chosen, context, report)
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -313,17 +397,6 @@ def trust_lines(main: Evaluation) -> list[str]:
             for p in trust.get("confused_pairs", [])
         ),
         "",
-        "## Per source",
-        "",
-        "| source | movies | " + " | ".join(HEADLINE.values()) + " |",
-        "|---|---" + "|---" * len(HEADLINE) + "|",
-        *(
-            f"| {_cell(source)} | {v['movies']} | "
-            + " | ".join(f"{v[m]:.3f}" if isinstance(v[m], float) else "-" for m in HEADLINE)
-            + " |"
-            for source, v in trust.get("per_source", {}).items()
-        ),
-        "",
     ]
     return lines
 
@@ -372,6 +445,17 @@ def write_report(
     ]
     for note in main.notes:
         lines += [f"> {note}", ""]
+    if main.by_source:
+        lines += [
+            "## Per source file",
+            "",
+            "| file | movies | " + " | ".join(HEADLINE.values()) + " |",
+            "|---" * (len(HEADLINE) + 2) + "|",
+        ]
+        for source, values in main.by_source.items():
+            figures = " | ".join(f"{values[m]:.3f}" for m in HEADLINE)
+            lines.append(f"| {source} | {values['movies']} | {figures} |")
+        lines.append("")
     lines += [
         "## Per genre",
         "",

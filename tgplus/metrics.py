@@ -43,18 +43,29 @@ def label_matrix(movies: Sequence[Movie], genres: Sequence[str]) -> Bools:
     return labels
 
 
-def tune_thresholds(scores: Floats, labels: Bools, default: float = 0.5) -> Floats:
+def known_matrix(movies: Sequence[Movie], genres: Sequence[str]) -> Bools:
+    """Shape (movies, genres): False where the movie's sources cannot express the genre."""
+    return np.array([[movie.can_say(g) for g in genres] for movie in movies], dtype=bool).reshape(
+        len(movies), len(genres)
+    )
+
+
+def tune_thresholds(
+    scores: Floats, labels: Bools, default: float = 0.5, known: Bools | None = None
+) -> Floats:
     """Per genre, the threshold on the grid that maximises that genre's F1.
 
     Genres without a positive example keep `default`. Ties go to the higher
-    threshold (fewer false alarms).
+    threshold (fewer false alarms). With `known`, each genre is tuned on the
+    movies whose sources can express it.
     """
     thresholds = np.full(labels.shape[1], default, dtype=np.float32)
     for genre in range(labels.shape[1]):
-        truth = labels[:, genre]
+        rows = known[:, genre] if known is not None else slice(None)
+        truth = labels[rows, genre]
         if not truth.any():
             continue
-        predicted = scores[:, genre][:, None] >= THRESHOLD_GRID[None, :]
+        predicted = scores[rows, genre][:, None] >= THRESHOLD_GRID[None, :]
         true_positive = (predicted & truth[:, None]).sum(axis=0)
         f1 = 2 * true_positive / (predicted.sum(axis=0) + truth.sum())
         best = np.flatnonzero(f1 == f1.max())[-1]
@@ -74,56 +85,78 @@ def _safe_ratio(numerator: float, denominator: float) -> float:
     return float(numerator / denominator) if denominator else 0.0
 
 
+def _ratio(numerator: npt.NDArray[Any], denominator: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Element-wise numerator / denominator, 0 where the denominator is 0."""
+    out = np.zeros(np.shape(numerator), dtype=np.float64)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
 def genre_metrics(
-    scores: Floats, decided: Bools, truth: Bools, genres: Sequence[str]
+    scores: Floats,
+    decided: Bools,
+    truth: Bools,
+    genres: Sequence[str],
+    known: Bools | None = None,
 ) -> dict[str, Any]:
     """hit@1, precision@3, F1 (micro, macro, samples), Jaccard, and per-genre figures.
 
     Columns of `truth` that the model cannot predict (all-zero scores) simply
-    count as misses. Macro F1 averages over genres present in `truth`.
+    count as misses. Macro F1 averages over genres present in `truth`. With
+    `known` (partial labels), a cell whose movie cannot express the genre is
+    left out of every figure: the top genre is the best-scored genre the
+    movie's source can name, and a prediction of a genre it cannot name is
+    neither a hit nor a false alarm.
     """
-    from sklearn.metrics import f1_score, jaccard_score, precision_recall_fscore_support
-
     n = len(truth)
     if n == 0:
         return {"movies": 0}
-    top = scores.argmax(axis=1)
+    known = known if known is not None else np.ones_like(truth)
+    ranked = np.where(known, scores, -np.inf)
+    top = ranked.argmax(axis=1)
     hit_at_1 = float(truth[np.arange(n), top].mean())
     k = min(3, scores.shape[1])
-    top3 = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top3 = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
     precision_at_3 = float(np.take_along_axis(truth, top3, axis=1).sum(axis=1).mean() / k)
-    present = np.flatnonzero(truth.any(axis=0))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, decided, average=None, zero_division=0
-    )
+    predicted = decided & known
+    hits = predicted & truth
+    tp, n_pred, n_true = hits.sum(axis=0), predicted.sum(axis=0), truth.sum(axis=0)
+    precision, recall = _ratio(tp, n_pred), _ratio(tp, n_true)
+    f1 = _ratio(2 * tp, n_pred + n_true)
+    present = np.flatnonzero(n_true)
+    row_tp, row_pred, row_true = hits.sum(axis=1), predicted.sum(axis=1), truth.sum(axis=1)
+    micro = _ratio(np.asarray(2 * tp.sum()), np.asarray(n_pred.sum() + n_true.sum()))
     return {
         "movies": n,
         "hit_at_1": round(hit_at_1, 4),
         "precision_at_3": round(precision_at_3, 4),
-        "micro_f1": round(float(f1_score(truth, decided, average="micro", zero_division=0)), 4),
+        "micro_f1": round(float(micro), 4),
         "macro_f1": round(float(np.mean(f1[present])) if len(present) else 0.0, 4),
-        "samples_f1": round(float(f1_score(truth, decided, average="samples", zero_division=0)), 4),
-        "jaccard": round(
-            float(jaccard_score(truth, decided, average="samples", zero_division=0)), 4
-        ),
-        "genres_per_movie_predicted": round(float(decided.sum(axis=1).mean()), 3),
+        "samples_f1": round(float(_ratio(2 * row_tp, row_pred + row_true).mean()), 4),
+        "jaccard": round(float(_ratio(row_tp, row_pred + row_true - row_tp).mean()), 4),
+        "genres_per_movie_predicted": round(float(predicted.sum(axis=1).mean()), 3),
         "genres_per_movie_true": round(float(truth.sum(axis=1).mean()), 3),
+        "partial_label_movies": int((~known).any(axis=1).sum()),
         "per_genre": {
             genre: {
                 "precision": round(float(precision[i]), 4),
                 "recall": round(float(recall[i]), 4),
                 "f1": round(float(f1[i]), 4),
-                "support": int(support[i]),
+                "support": int(n_true[i]),
             }
             for i, genre in enumerate(genres)
         },
     }
 
 
-def reliability(scores: Floats, truth: Bools, bins: int = 10) -> dict[str, Any]:
-    """Mean score and observed frequency per score bin, over every (movie, genre) pair,
-    and the expected calibration error (their count-weighted mean gap)."""
-    flat_scores, flat_truth = scores.ravel(), truth.ravel()
+def reliability(
+    scores: Floats, truth: Bools, bins: int = 10, known: Bools | None = None
+) -> dict[str, Any]:
+    """Mean score and observed frequency per score bin, over every (movie, genre) pair
+    (those that are `known`), and the expected calibration error (their count-weighted
+    mean gap)."""
+    cells = known.ravel() if known is not None else slice(None)
+    flat_scores, flat_truth = scores.ravel()[cells], truth.ravel()[cells]
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(flat_scores, edges[1:-1]), 0, bins - 1)
     counts, means, observed = [], [], []
@@ -147,20 +180,24 @@ RECALL_TARGETS = (0.8, 0.9, 0.95)
 
 
 def per_genre_calibration_error(
-    scores: Floats, truth: Bools, genres: Sequence[str], bins: int = 10
+    scores: Floats, truth: Bools, genres: Sequence[str], known: Bools, bins: int = 10
 ) -> dict[str, float]:
-    """Expected calibration error of each genre's scores on its own."""
+    """Expected calibration error of each genre's scores on its own (`known` cells)."""
     return {
-        genre: reliability(scores[:, [g]], truth[:, [g]], bins)["expected_calibration_error"]
+        genre: reliability(scores[:, [g]], truth[:, [g]], bins, known[:, [g]])[
+            "expected_calibration_error"
+        ]
         for g, genre in enumerate(genres)
+        if known[:, g].any()
     }
 
 
 def risk_coverage(scores: Floats, truth: Bools, points: int = 50) -> dict[str, Any]:
     """hit@1 among the movies answered when only the most confident share is answered
-    (confidence: the top genre's score), as a curve and at COVERAGES."""
-    known = truth.any(axis=1)
-    scores, truth = scores[known], truth[known]
+    (confidence: the top genre's score), as a curve and at COVERAGES. `scores` of genres
+    a movie's source cannot name should be -inf (as `genre_metrics` ranks them)."""
+    labelled = truth.any(axis=1)
+    scores, truth = scores[labelled], truth[labelled]
     if not len(scores):
         return {"coverage": [], "hit_at_1": [], "table": {}}
     hits = truth[np.arange(len(truth)), scores.argmax(axis=1)]
@@ -202,7 +239,7 @@ def confident_mistakes(
     movies: Sequence[Movie], scores: Floats, truth: Bools, genres: Sequence[str], count: int = 20
 ) -> list[dict[str, Any]]:
     """The `count` movies whose top genre is wrong with the highest confidence."""
-    top = scores.argmax(axis=1)
+    top = scores.argmax(axis=1)  # (-inf where the movie's source cannot name the genre)
     wrong = np.flatnonzero(~truth[np.arange(len(truth)), top] & truth.any(axis=1))
     worst = wrong[np.argsort(-scores[wrong, top[wrong]], kind="stable")][:count]
     return [
@@ -218,11 +255,11 @@ def confident_mistakes(
 
 
 def confused_pairs(
-    decided: Bools, truth: Bools, genres: Sequence[str], count: int = 10
+    decided: Bools, truth: Bools, genres: Sequence[str], known: Bools, count: int = 10
 ) -> list[dict[str, Any]]:
     """The (true genre, wrongly added genre) pairs seen most often: a movie of `true`
-    tagged `added`, which it does not have."""
-    added = decided & ~truth
+    tagged `added`, which it does not have (and its source could have named)."""
+    added = decided & ~truth & known
     pairs = truth.T.astype(np.int64) @ added.astype(np.int64)  # (true genre, added genre)
     np.fill_diagonal(pairs, 0)
     order = np.argsort(-pairs, axis=None, kind="stable")[:count]
@@ -242,19 +279,6 @@ def confused_pairs(
     return found
 
 
-def per_source(
-    movies: Sequence[Movie], scores: Floats, decided: Bools, truth: Bools, genres: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """The headline figures of each source file's movies on their own."""
-    sources = np.asarray([movie.source for movie in movies])
-    found = {}
-    for source in sorted(set(sources.tolist())):
-        rows = sources == source
-        figures = genre_metrics(scores[rows], decided[rows], truth[rows], genres)
-        found[source] = {"movies": int(rows.sum()), **{m: figures.get(m) for m in HEADLINE}}
-    return found
-
-
 @dataclass(frozen=True)
 class Measurement:
     """A model's figures on a set of movies."""
@@ -264,15 +288,18 @@ class Measurement:
     unseen_genres: dict[str, int]
     """Genres of the movies that the model never learned, with their counts."""
     trust: dict[str, Any] = field(default_factory=dict)
-    """Calibration per genre, risk-coverage, recall control, mistakes, confusions, sources."""
+    """Calibration per genre, risk-coverage, recall control, mistakes and confusions."""
 
 
-def measure(predictor: Predictor, movies: Sequence[Movie]) -> Measurement:
+def measure(
+    predictor: Predictor, movies: Sequence[Movie], *, partial_labels: bool = True
+) -> Measurement:
     """Score `movies` and compare with their genres.
 
     Genres the model never learned are added as columns it never predicts, so
     movies that have them count as misses for them (and for hit@1 when they
-    have nothing else).
+    have nothing else). With `partial_labels`, a genre a movie's sources
+    cannot express is left out of its figures (see `genre_metrics`).
     """
     if not movies:
         return Measurement({"movies": 0}, {}, {})
@@ -283,39 +310,60 @@ def measure(predictor: Predictor, movies: Sequence[Movie]) -> Measurement:
     decided = decide(scores, predictor.thresholds)
     never = np.zeros((len(movies), len(unseen)), dtype=bool)
     truth = label_matrix(movies, genres)
-    all_scores = np.hstack([scores, never.astype(np.float32)])
+    told = known_matrix(movies, genres) if partial_labels else None
     all_decided = np.hstack([decided, never])
-    metrics = genre_metrics(all_scores, all_decided, truth, genres)
-    truth_known = truth[:, : len(known)]
-    trust = {
-        "calibrated": predictor.calibration is not None,
-        "calibration_error_per_genre": per_genre_calibration_error(scores, truth_known, known),
-        "risk_coverage": risk_coverage(scores, truth_known),
-        "recall_control": recall_control_results(predictor, scores, truth_known),
-        "confident": (
-            None
-            if predictor.calibration is None
-            else {
-                "threshold": predictor.calibration.threshold,
-                "target_precision": predictor.calibration.target_precision,
-                "share": round(
-                    float((scores.max(axis=1) >= predictor.calibration.threshold).mean()), 4
-                ),
-                "hit_at_1": _confident_hit_rate(
-                    scores, truth_known, predictor.calibration.threshold
-                ),
-            }
+    metrics = genre_metrics(
+        np.hstack([scores, never.astype(np.float32)]), all_decided, truth, genres, told
+    )
+    told_known = told[:, : len(known)] if told is not None else np.ones_like(decided)
+    calibration = reliability(scores, truth[:, : len(known)], known=told_known)
+    trust = trust_figures(
+        predictor,
+        movies,
+        scores,
+        truth[:, : len(known)],
+        told_known,
+        confusions=confused_pairs(
+            all_decided, truth, genres, told if told is not None else np.ones_like(truth)
         ),
-        "confident_mistakes": confident_mistakes(movies, scores, truth_known, known),
-        "confused_pairs": confused_pairs(all_decided, truth, genres),
-        "per_source": per_source(movies, all_scores, all_decided, truth, genres),
+    )
+    return Measurement(metrics, calibration, unseen, trust)
+
+
+def trust_figures(
+    predictor: Predictor,
+    movies: Sequence[Movie],
+    scores: Floats,
+    truth: Bools,
+    known: Bools,
+    confusions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What an editor needs to trust the scores: calibration per genre, abstention,
+    recall control, the most confident mistakes and the commonest confusions."""
+    genres = predictor.genres
+    ranked = np.where(known, scores, -np.inf).astype(np.float32)
+    calibration = predictor.calibration
+    confident = None
+    if calibration is not None:
+        answered = ranked.max(axis=1) >= calibration.threshold
+        labelled = truth.any(axis=1)
+        hits = truth[np.arange(len(truth)), ranked.argmax(axis=1)]
+        confident = {
+            "threshold": calibration.threshold,
+            "target_precision": calibration.target_precision,
+            "share": round(float(answered[labelled].mean()), 4) if labelled.any() else 0.0,
+            "hit_at_1": (
+                round(float(hits[answered & labelled].mean()), 4)
+                if (answered & labelled).any()
+                else None
+            ),
+        }
+    return {
+        "calibrated": calibration is not None,
+        "calibration_error_per_genre": per_genre_calibration_error(scores, truth, genres, known),
+        "risk_coverage": risk_coverage(ranked, truth),
+        "recall_control": recall_control_results(predictor, scores, truth),
+        "confident": confident,
+        "confident_mistakes": confident_mistakes(movies, ranked, truth, genres),
+        "confused_pairs": confusions,
     }
-    return Measurement(metrics, reliability(scores, truth_known), unseen, trust)
-
-
-def _confident_hit_rate(scores: Floats, truth: Bools, threshold: float) -> float | None:
-    answered = scores.max(axis=1) >= threshold
-    if not answered.any():
-        return None
-    hits = truth[np.arange(len(truth)), scores.argmax(axis=1)]
-    return round(float(hits[answered].mean()), 4)

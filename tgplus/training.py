@@ -26,18 +26,19 @@ from typing import Any
 
 from tgplus.data import (
     DEFAULT_SPLIT,
+    LoadSettings,
     Movie,
     MovieTable,
     SourceFormat,
     SplitSettings,
     genre_counts,
-    load_movies,
     require_movies,
     split_by_key,
+    supported_files,
 )
-from tgplus.errors import ModelError
+from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import label_matrix, measure, tune_thresholds
+from tgplus.metrics import known_matrix, label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
 from tgplus.models.artifact import check_destination
 from tgplus.models.calibration import DEFAULT_TARGET_PRECISION, Calibration
@@ -45,6 +46,9 @@ from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
 
+PARTIAL_LABELS = True
+"""Whether training masks genres a movie's sources cannot express (bench/catalogues.py
+measures both ways; see the README's "Partial labels")."""
 MIN_CALIBRATION_MOVIES = 50
 
 
@@ -94,20 +98,29 @@ def fit_predictor(
     train: Sequence[Movie],
     validation: Sequence[Movie],
     *,
+    partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
 ) -> Predictor:
     """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
     threshold for `target_precision` and the recall-control curve), then tune thresholds
-    on the calibrated scores (0.5 and no calibration where there are too few movies)."""
+    on the calibrated scores (0.5 and no calibration where there are too few movies).
+
+    With `partial_labels`, a genre a movie's sources cannot express is neither
+    a positive nor a negative example of it, in fitting, calibrating and tuning.
+    """
     genres = training_genres(train)
-    model.fit([movie.text for movie in train], label_matrix(train, genres), genres)
+    known = known_matrix(train, genres) if partial_labels else None
+    model.fit([movie.text for movie in train], label_matrix(train, genres), genres, known)
     predictor = Predictor(model, [0.5] * len(genres))
     if not validation:
         return predictor
     raw = predictor.model.predict_proba([movie.text for movie in validation])
     labels = label_matrix(validation, genres)
+    told = known_matrix(validation, genres) if partial_labels else None
     if len(validation) >= MIN_CALIBRATION_MOVIES:
-        predictor.calibration = Calibration.fit(raw, labels, target_precision=target_precision)
+        predictor.calibration = Calibration.fit(
+            raw, labels, known=told, target_precision=target_precision
+        )
     else:
         log.warning(
             "only %d validation movies (fewer than %d): scores stay uncalibrated, without "
@@ -115,7 +128,7 @@ def fit_predictor(
             len(validation),
             MIN_CALIBRATION_MOVIES,
         )
-    predictor.thresholds = tune_thresholds(predictor.calibrated(raw), labels)
+    predictor.thresholds = tune_thresholds(predictor.calibrated(raw), labels, known=told)
     return predictor
 
 
@@ -128,30 +141,44 @@ def _data_record(table: MovieTable) -> list[dict[str, Any]]:
             "rows_read": file.rows_read,
             "rows_kept": file.rows_kept,
             "rows_skipped": dict(file.skipped),
+            "duplicates_that_added_genres": file.merged_new_genres,
+            "unmapped_genre_names": {
+                name: count for name, count in file.genre_names.items() if not file.mapped_to[name]
+            },
+            "expressible_genres": sorted(file.expressible),
         }
         for file in table.report.files
     ]
 
 
 def train(
-    files: Sequence[Path],
+    files: Sequence[Path] | None = None,
     *,
     kind: str = DEFAULT_KIND,
     out: Path | None = None,
+    loading: LoadSettings | None = None,
     source_format: SourceFormat = SourceFormat.AUTO,
     languages: frozenset[str] | None = frozenset({"en"}),
     split: SplitSettings = DEFAULT_SPLIT,
     encoder: str = DEFAULT_ENCODER,
     progress: bool = False,
     model: GenreModel | None = None,
+    partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
 ) -> TrainingResult:
-    """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`."""
+    """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
+
+    `files` may hold directories (every movie file under them); None means
+    every movie file under data/. `loading` says how to read them (without
+    it: `source_format` and `languages`, the built-in genre mappings, movies only).
+    """
     if out is not None:
         check_destination(out)  # before minutes of training, not after
     model = model or make_model(kind, encoder=encoder, progress=progress)
+    loading = loading or LoadSettings(source_format=source_format, languages=languages)
+    files = training_files_or_default(files)
     started = time.perf_counter()
-    table = load_movies(files, source_format=source_format, languages=languages)
+    table = loading.load(files)
     movies = require_movies(table, "train on")
     parts = split_by_key(movies, split)
     if not parts.train:
@@ -166,11 +193,16 @@ def train(
         len(parts.test),
     )
     predictor = fit_predictor(
-        model, parts.train, parts.validation, target_precision=target_precision
+        model,
+        parts.train,
+        parts.validation,
+        partial_labels=partial_labels,
+        target_precision=target_precision,
     )
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
     report = table.report
+    described = loading.to_metadata()
     predictor.metadata = {
         "kind": model.kind,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -184,8 +216,11 @@ def train(
             "train": len(parts.train),
             "validation": len(parts.validation),
             "test": len(parts.test),
+            "partial_labels": sum(movie.known is not None for movie in movies),
         },
-        "language_filter": sorted(languages) if languages is not None else "all",
+        "language_filter": described.pop("language_filter"),
+        "loading": described,
+        "partial_labels": partial_labels,
         "split": split.to_dict(),
         "thresholds_tuned_on": "validation" if parts.validation else "none (0.5 everywhere)",
         "calibrated_on": "validation" if predictor.calibration else "none",
@@ -197,14 +232,24 @@ def train(
     return TrainingResult(predictor, metrics, seconds, out)
 
 
-def default_data_files(data_dir: Path = Path("data")) -> list[Path]:
-    """Every CSV or JSON Lines file directly in `data_dir` (where `tgplus data fetch` writes)."""
-    found = sorted(
-        path
-        for pattern in ("*.csv", "*.jsonl")
-        for path in data_dir.glob(pattern)
-        if path.is_file()
-    )
+DEFAULT_DATA_DIR = Path("data")
+
+
+def default_data_files(data_dir: Path = DEFAULT_DATA_DIR) -> list[Path]:
+    """Every movie file under `data_dir`, recursively (where `tgplus data fetch` writes)."""
+    return supported_files(data_dir) if data_dir.is_dir() else []
+
+
+def training_files_or_default(files: Sequence[Path] | None) -> list[Path]:
+    """`files`, or every movie file under data/; a DataError when there are none."""
+    if files:
+        return list(files)
+    found = default_data_files()
+    if not found:
+        raise DataError(
+            "no training data: pass --data FILE or --data DIRECTORY, or run `tgplus data fetch` "
+            "to download The Movies Dataset into data/"
+        )
     return found
 
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TextIO
 
 from tgplus.errors import DataError
+
+log = logging.getLogger(__name__)
 
 # An unterminated quote makes the csv module read the rest of the file into one
 # field; a limit far above any real overview turns that into an error we report.
@@ -33,6 +36,7 @@ class SourceFormat(str, Enum):
     AUTO = "auto"
     MOVIES_METADATA = "movies-metadata"
     TMDB_TOP10K = "tmdb-top10k"
+    JUSTWATCH = "justwatch"
     CSV = "csv"
     JSONL = "jsonl"
 
@@ -48,6 +52,9 @@ class RawRow:
     genres: tuple[str, ...] | None
     language: str
     malformed: bool = False
+    imdb_id: str = ""
+    show: bool = False
+    """A TV show, not a movie (JustWatch's `type` SHOW)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,8 @@ class _Columns:
     overview: str
     genres: str | None
     language: str | None
+    imdb_id: str | None = None
+    type: str | None = None
 
 
 def _check_file(path: Path) -> None:
@@ -111,12 +120,15 @@ def detect_format(path: Path) -> SourceFormat:
         return SourceFormat.MOVIES_METADATA
     if {"id", "title", "genre", "overview", "original_language"} <= header:
         return SourceFormat.TMDB_TOP10K
+    if {"id", "title", "type", "description", "genres", "imdb_id"} <= header:
+        return SourceFormat.JUSTWATCH
     if header & {"overview", "description"}:
         return SourceFormat.CSV
     shown = ", ".join(sorted(header)[:12]) or "none"
     raise DataError(
         f"{path}: unrecognised columns ({shown}); expected a movies_metadata.csv, a TMDB top-10k "
-        "export, or columns 'overview' (or 'description') and 'genres'; or pass --format"
+        "export, a JustWatch titles.csv, or columns 'overview' (or 'description') and 'genres'; "
+        "or pass --format"
     )
 
 
@@ -165,6 +177,17 @@ def _columns_for(
             need("overview"),
             need("genres"),
             optional("original_language"),
+            optional("imdb_id"),
+        )
+    if source_format is SourceFormat.JUSTWATCH:
+        return _Columns(
+            need("id"),
+            optional("title"),
+            need("description"),
+            need("genres"),
+            None,  # JustWatch has no language column; its descriptions are English
+            optional("imdb_id"),
+            need("type"),
         )
     if source_format is SourceFormat.TMDB_TOP10K:
         return _Columns(
@@ -180,6 +203,7 @@ def _columns_for(
         need("overview", "description"),
         need("genres") if require_genres else optional("genres"),
         optional("language", "original_language"),
+        optional("imdb_id"),
     )
 
 
@@ -190,17 +214,23 @@ def _split_names(cell: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in _SPLIT_NAMES.split(cell) if name.strip())
 
 
+_UNPARSABLE = object()
+
+
+def _python_literal(cell: str) -> object:
+    """The value of a Python-literal cell, never evaluated as code (`ast.literal_eval`,
+    size-capped); `_UNPARSABLE` when it is not a literal."""
+    if len(cell) > _MAX_GENRE_CELL:
+        return _UNPARSABLE
+    try:
+        return ast.literal_eval(cell.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return _UNPARSABLE
+
+
 def _python_literal_genres(cell: str) -> tuple[str, ...] | None:
     """Kaggle's "[{'id': 16, 'name': 'Animation'}, ...]" cells; None if not that shape."""
-    cell = cell.strip()
-    if not cell:
-        return ()
-    if len(cell) > _MAX_GENRE_CELL:
-        return None
-    try:
-        value = ast.literal_eval(cell)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
+    value = _python_literal(cell)
     if not isinstance(value, list):
         return None
     names = []
@@ -211,11 +241,21 @@ def _python_literal_genres(cell: str) -> tuple[str, ...] | None:
     return tuple(names)
 
 
+def _python_literal_names(cell: str) -> tuple[str, ...] | None:
+    """JustWatch's "['crime', 'drama']" cells; None if not a list of strings."""
+    value = _python_literal(cell)
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        return None
+    return tuple(name.strip() for name in value if name.strip())
+
+
 def _parse_genres(source_format: SourceFormat, cell: str) -> tuple[str, ...] | None:
     if not cell.strip():
         return ()
     if source_format is SourceFormat.MOVIES_METADATA:
         return _python_literal_genres(cell)
+    if source_format is SourceFormat.JUSTWATCH:
+        return _python_literal_names(cell)
     return _split_names(cell)
 
 
@@ -290,6 +330,8 @@ def _read_csv(path: Path, source_format: SourceFormat, require_genres: bool) -> 
                     overview=cell(columns.overview),
                     genres=_parse_genres(source_format, cell(columns.genres)),
                     language=cell(columns.language).strip().lower(),
+                    imdb_id=cell(columns.imdb_id).strip(),
+                    show=cell(columns.type).strip().upper() == "SHOW",
                 )
     except UnicodeDecodeError:
         raise _decode_error(path) from None
@@ -342,6 +384,48 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
                     .strip()
                     .lower(),
                     malformed=not isinstance(overview, (str, type(None))),
+                    imdb_id=_json_text(record.get("imdb_id")).strip(),
                 )
     except UnicodeDecodeError:
         raise _decode_error(path) from None
+
+
+# -- directories -------------------------------------------------------------------------------
+
+_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+
+
+def supported_files(directory: Path) -> list[Path]:
+    """Every movie file under `directory`, recursively, in sorted path order.
+
+    A CSV or JSON Lines file whose format is not recognised (a scoring output,
+    an unrelated table) is left out and logged, not an error.
+    """
+    found = []
+    for path in sorted(p for p in directory.rglob("*") if p.suffix.lower() in _SUFFIXES):
+        if not path.is_file():
+            continue
+        try:
+            detect_format(path)
+        except DataError as error:
+            log.info("not a movie file, left out: %s", error)
+            continue
+        found.append(path)
+    return found
+
+
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """`paths` with each directory replaced by the movie files under it."""
+    expanded: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            expanded.append(path)
+            continue
+        inside = supported_files(path)
+        if not inside:
+            raise DataError(
+                f"{path}: no movie files (CSV or JSON Lines with a recognised header) in this "
+                "directory or below it"
+            )
+        expanded += [p for p in inside if p not in expanded]
+    return expanded

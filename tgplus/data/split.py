@@ -1,7 +1,10 @@
 """A train/validation/test split that never moves a movie between sides.
 
-Each movie's side is a pure function of a stable key (its TMDB id, or its
-normalised title and overview when it has none), hashed into [0, 1). Adding,
+Each movie's side is a pure function of a stable key (its TMDB id, else its
+IMDb id, else its normalised title and overview), hashed into [0, 1). The key
+is taken after deduplication, from the merged movie: a film that one file
+gives with a TMDB id and another with an IMDb id is one movie with both ids,
+so it has one key and one side whatever file it came from. Adding,
 removing or reordering rows, or loading the files in another order, leaves
 every other movie where it was. Validation is carved from the band just above
 the test band, so changing the validation share never touches the test side.
@@ -41,7 +44,8 @@ class SplitSettings:
             )
 
     def to_dict(self) -> dict[str, float | str]:
-        return {**asdict(self), "key": "sha256 of tmdb:<id>, else of text:<title>\\n<overview>"}
+        key = "sha256 of tmdb:<id>, else imdb:<id>, else text:<title>\\n<overview>"
+        return {**asdict(self), "key": key}
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ DEFAULT_SPLIT = SplitSettings()
 def split_key(movie: Movie) -> str:
     if movie.id is not None:
         return f"tmdb:{movie.id}"
+    if movie.imdb_id is not None:
+        return f"imdb:{movie.imdb_id}"
     return f"text:{normalise_text(movie.title)}\n{normalise_text(movie.overview)}"
 
 

@@ -38,6 +38,9 @@ def summarise(table: MovieTable) -> dict[str, Any]:
         "languages": dict(Counter(movie.language or "unknown" for movie in movies).most_common()),
         "language_filter": sorted(report.languages) if report.languages is not None else "all",
         "rejected_genre_names": dict(report.rejected_genre_names.most_common()),
+        "taxonomy": {"origin": report.taxonomy.origin, "genres": list(report.taxonomy.genres)},
+        "mapping_file": report.mapping,
+        "movies_with_partial_labels": sum(movie.known is not None for movie in movies),
         "files": [
             {
                 "path": file.path,
@@ -45,6 +48,17 @@ def summarise(table: MovieTable) -> dict[str, Any]:
                 "rows_read": file.rows_read,
                 "rows_kept": file.rows_kept,
                 "rows_skipped": dict(file.skipped.most_common()),
+                "duplicates_that_added_genres": file.merged_new_genres,
+                "genre_names": [
+                    {"name": name, "count": count, "maps_to": list(file.mapped_to[name])}
+                    for name, count in file.genre_names.most_common()
+                ],
+                "unmapped_genre_names": {
+                    name: count
+                    for name, count in file.genre_names.most_common()
+                    if not file.mapped_to[name]
+                },
+                "expressible_genres": sorted(file.expressible),
             }
             for file in report.files
         ],

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tgplus.errors import ModelError
 from tgplus.models.base import GenreModel, Labels, ModelState, Scores
 from tgplus.models.embeddings import DEFAULT_ENCODER, Encoder, Vectors
 from tgplus.models.explain import TokenWeights
@@ -64,21 +65,30 @@ class AccurateModel(GenreModel):
         self.n_jobs = n_jobs
         self.progress = progress
 
-    def fit(self, texts: Sequence[str], labels: Labels, genres: Sequence[str]) -> AccurateModel:
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Labels,
+        genres: Sequence[str],
+        known: Labels | None = None,
+    ) -> AccurateModel:
         self.genres_ = tuple(genres)
-        self.scorers_ = LightScorers(encoder=self.encoder, n_jobs=self.n_jobs).fit(texts, labels)
+        self.scorers_ = LightScorers(encoder=self.encoder, n_jobs=self.n_jobs).fit(
+            texts, labels, known
+        )
         self.encoder_ = Encoder(self.encoder, progress=self.progress)
         self.vectors_ = self.encoder_.encode(texts)
         self.labels_ = labels.astype(bool)
+        self.known_ = None if known is None or known.all() else known.astype(bool)
         self.embedding_ = LinearHead(c=self.embedding_c, n_jobs=self.n_jobs)
-        self.embedding_.fit(self.vectors_, labels)
+        self.embedding_.fit(self.vectors_, labels, self.known_)
         return self
 
     def _embedding_probabilities(self, vectors: Vectors) -> dict[str, Scores]:
         return {
             "embedding": sigmoid(self.embedding_.decision(vectors)),
             "neighbours": neighbour_scores(
-                vectors, self.vectors_, self.labels_, self.k, self.power
+                vectors, self.vectors_, self.labels_, self.k, self.power, self.known_
             ),
         }
 
@@ -107,6 +117,8 @@ class AccurateModel(GenreModel):
         state = self.scorers_.get_state()
         save_head(state, "embedding", self.embedding_)
         state.arrays.update(vectors=self.vectors_, labels=self.labels_)
+        if self.known_ is not None:
+            state.arrays["known"] = self.known_
         state.settings.update(
             weights=self.weights, embedding_C=self.embedding_c, k=self.k, power=self.power
         )
@@ -126,6 +138,10 @@ class AccurateModel(GenreModel):
         model.scorers_ = scorers
         model.encoder_ = Encoder(model.encoder)
         model.vectors_, model.labels_ = load_neighbours(state, len(genres))
+        known = state.arrays.get("known")
+        if known is not None and known.shape != model.labels_.shape:
+            raise ModelError("the model's label mask does not match its labels; retrain it")
+        model.known_ = known.astype(bool) if known is not None else None
         dimension = model.vectors_.shape[1]
         model.embedding_ = load_head(state, "embedding", dimension, len(genres))
         return model

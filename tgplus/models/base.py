@@ -50,8 +50,18 @@ class GenreModel(ABC):
     genres_: tuple[str, ...]
 
     @abstractmethod
-    def fit(self, texts: Sequence[str], labels: Labels, genres: Sequence[str]) -> GenreModel:
-        """Learn from `texts` whose genres are the columns of `labels`."""
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Labels,
+        genres: Sequence[str],
+        known: Labels | None = None,
+    ) -> GenreModel:
+        """Learn from `texts` whose genres are the columns of `labels`.
+
+        `known` (same shape, optional) is False where a text's source cannot
+        express that genre: such a cell is unknown, not a negative example.
+        """
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> Scores:

@@ -91,9 +91,10 @@ class GenreMaps:
         return result
 
     @classmethod
-    def fit(cls, raw: Floats, labels: Bools) -> GenreMaps:
+    def fit(cls, raw: Floats, labels: Bools, known: Bools | None = None) -> GenreMaps:
         """Isotonic or Platt per genre, chosen by the number of examples; a genre with a
-        single class in `labels` keeps its raw score ("none")."""
+        single class in `labels` keeps its raw score ("none"). With `known`, each genre
+        learns only from the movies whose sources can express it."""
         from sklearn.isotonic import IsotonicRegression
         from sklearn.linear_model import LogisticRegression
 
@@ -103,7 +104,8 @@ class GenreMaps:
         knots: list[tuple[float, ...]] = []
         values: list[tuple[float, ...]] = []
         for g in range(genres):
-            truth = labels[:, g]
+            rows = known[:, g] if known is not None else slice(None)
+            truth, scores = labels[rows, g], raw[rows, g]
             positives = int(truth.sum())
             negatives = len(truth) - positives
             if positives == 0 or negatives == 0:
@@ -114,7 +116,7 @@ class GenreMaps:
                 ISOTONIC_MIN_CLASS
             ):
                 regression = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-                regression.fit(raw[:, g].astype(np.float64), truth.astype(np.float64))
+                regression.fit(scores.astype(np.float64), truth.astype(np.float64))
                 x = np.concatenate([[0.0], regression.X_thresholds_, [1.0]])
                 y = np.concatenate(
                     [[regression.y_thresholds_[0]], regression.y_thresholds_,
@@ -126,7 +128,7 @@ class GenreMaps:
                 methods.append("isotonic")
             else:
                 regression = LogisticRegression(C=1e4, max_iter=1000)
-                regression.fit(_logit(raw[:, g])[:, None], truth)
+                regression.fit(_logit(scores)[:, None], truth)
                 platt[g] = [float(regression.coef_[0, 0]), float(regression.intercept_[0])]
                 methods.append("platt")
                 knots.append(())
@@ -246,11 +248,16 @@ class Calibration:
         raw: Floats,
         labels: Bools,
         *,
+        known: Bools | None = None,
         target_precision: float = DEFAULT_TARGET_PRECISION,
         folds: int = FOLDS,
         seed: int = 0,
     ) -> Calibration:
-        """Fit on validation scores `raw` and genres `labels` (see the module docstring)."""
+        """Fit on validation scores `raw` and genres `labels` (see the module docstring).
+
+        With `known` (partial labels), a genre a movie's sources cannot express counts
+        neither way: calibration skips the cell, abstention skips movies whose top genre
+        is such a genre, and recall counts only the genres the source could name."""
         if not 0.0 < target_precision < 1.0:
             raise ModelError(
                 f"target precision {target_precision} is out of range; use a number between 0 and 1"
@@ -260,15 +267,23 @@ class Calibration:
                 f"only {len(raw)} validation movies, too few to calibrate; use more data or a "
                 "larger --validation-share"
             )
-        maps = GenreMaps.fit(raw, labels)
+        maps = GenreMaps.fit(raw, labels, known)
         fold = np.random.default_rng(seed).permutation(len(raw)) % folds
         held_out = np.empty_like(raw)
         for k in range(folds):
             inside = fold != k
-            held_out[~inside] = GenreMaps.fit(raw[inside], labels[inside]).apply(raw[~inside])
-        known = labels.any(axis=1)
+            part = GenreMaps.fit(
+                raw[inside], labels[inside], None if known is None else known[inside]
+            )
+            held_out[~inside] = part.apply(raw[~inside])
+        top = held_out.argmax(axis=1)
+        counted = labels.any(axis=1)
+        if known is not None:
+            counted &= known[np.arange(len(known)), top]
         threshold = confidence_threshold(
-            held_out[known].max(axis=1), top_hits(held_out[known], labels[known]), target_precision
+            held_out[counted].max(axis=1),
+            top_hits(held_out[counted], labels[counted]),
+            target_precision,
         )
         risks = missed_share(held_out, labels, LAMBDA_GRID.tolist())
         return cls(
@@ -277,7 +292,7 @@ class Calibration:
             threshold=round(threshold, 6),
             lambdas=tuple(LAMBDA_GRID.tolist()),
             risks=tuple(np.round(risks, 6).tolist()),
-            movies=int(known.sum()),
+            movies=int(labels.any(axis=1).sum()),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -143,11 +143,13 @@ class LightScorers:
         self.encoder = encoder
         self.n_jobs = n_jobs
 
-    def fit(self, texts: Sequence[str], labels: Labels) -> LightScorers:
+    def fit(
+        self, texts: Sequence[str], labels: Labels, known: Labels | None = None
+    ) -> LightScorers:
         self.features_ = LexicalFeatures(blocks=self.blocks).fit(texts)
         matrix = self.features_.transform(texts)
-        self.logistic_ = LinearHead(c=self.c, n_jobs=self.n_jobs).fit(matrix, labels)
-        self.naive_bayes_ = complement_nb_head(matrix, labels, self.alpha)
+        self.logistic_ = LinearHead(c=self.c, n_jobs=self.n_jobs).fit(matrix, labels, known)
+        self.naive_bayes_ = complement_nb_head(matrix, labels, self.alpha, known)
         self._join_heads()
         self.static_: StaticEmbeddings | None = None
         pieces = load_piece_table(self.encoder)
@@ -160,7 +162,7 @@ class LightScorers:
             )
         else:
             static = StaticEmbeddings(c=self.static_c, n_jobs=self.n_jobs)
-            self.static_ = static.fit(texts, labels, *pieces)
+            self.static_ = static.fit(texts, labels, *pieces, known=known)
         return self
 
     def probabilities(self, texts: Sequence[str]) -> dict[str, Scores]:
@@ -315,11 +317,17 @@ class FastModel(GenreModel):
         self.encoder = encoder
         self.n_jobs = n_jobs
 
-    def fit(self, texts: Sequence[str], labels: Labels, genres: Sequence[str]) -> FastModel:
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Labels,
+        genres: Sequence[str],
+        known: Labels | None = None,
+    ) -> FastModel:
         self.genres_ = tuple(genres)
         self.scorers_ = LightScorers(
             blocks=self.blocks, c=self.c, alpha=self.alpha, encoder=self.encoder, n_jobs=self.n_jobs
-        ).fit(texts, labels)
+        ).fit(texts, labels, known)
         self.mixing_ = self.scorers_.mixing(self.weights)
         return self
 

@@ -36,13 +36,20 @@ class LinearHead:
         self.c = c
         self.n_jobs = n_jobs
 
-    def fit(self, features: Matrix, labels: Labels) -> LinearHead:
-        """One-vs-rest logistic regression (liblinear on sparse input, lbfgs on dense)."""
+    def fit(self, features: Matrix, labels: Labels, known: Labels | None = None) -> LinearHead:
+        """One-vs-rest logistic regression (liblinear on sparse input, lbfgs on dense).
+
+        With `known` (partial labels), genre g is fitted only on the rows where
+        `known[:, g]`: a row whose source cannot name g is neither a positive
+        nor a negative example of it.
+        """
         from sklearn.linear_model import LogisticRegression
         from sklearn.multiclass import OneVsRestClassifier
         from threadpoolctl import threadpool_limits
 
         solver = "liblinear" if sparse.issparse(features) else "lbfgs"
+        if known is not None and not known.all():
+            return self._fit_masked(features, labels, known, solver)
         classifier = OneVsRestClassifier(
             LogisticRegression(C=self.c, solver=solver, max_iter=3000), n_jobs=self.n_jobs
         )
@@ -55,6 +62,23 @@ class LinearHead:
         self.intercept_ = np.asarray(
             [e.intercept_[0] for e in classifier.estimators_], dtype=np.float32
         )
+        return self
+
+    def _fit_masked(
+        self, features: Matrix, labels: Labels, known: Labels, solver: str
+    ) -> LinearHead:
+        from joblib import Parallel, delayed
+        from threadpoolctl import threadpool_limits
+
+        def one(genre: int) -> tuple[npt.NDArray[np.float32], float]:
+            return _fit_one(features, labels[:, genre], known[:, genre], self.c, solver)
+
+        with threadpool_limits(1):
+            fitted = Parallel(n_jobs=self.n_jobs)(
+                delayed(one)(genre) for genre in range(labels.shape[1])
+            )
+        self.coef_ = np.ascontiguousarray(np.vstack([c for c, _ in fitted]).T, dtype=np.float32)
+        self.intercept_ = np.asarray([i for _, i in fitted], dtype=np.float32)
         return self
 
     @classmethod
@@ -80,7 +104,27 @@ class LinearHead:
         return scores
 
 
-def complement_nb_head(features: sparse.csr_matrix, labels: Labels, alpha: float) -> LinearHead:
+def _fit_one(
+    features: Matrix, truth: Labels, rows: Labels, c: float, solver: str
+) -> tuple[npt.NDArray[np.float32], float]:
+    """One genre's logistic regression on the rows that know it; a constant where
+    those rows hold one class only (as OneVsRestClassifier does)."""
+    from sklearn.linear_model import LogisticRegression
+
+    chosen = np.flatnonzero(rows)
+    y = truth[chosen].astype(np.int8)
+    width = features.shape[1]
+    if len(chosen) == 0 or y.min() == y.max():
+        rate = float(y.mean()) if len(chosen) else 0.0
+        rate = min(max(rate, 1e-6), 1 - 1e-6)
+        return np.zeros(width, np.float32), float(np.log(rate / (1 - rate)))
+    model = LogisticRegression(C=c, solver=solver, max_iter=3000).fit(features[chosen], y)
+    return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
+
+
+def complement_nb_head(
+    features: sparse.csr_matrix, labels: Labels, alpha: float, known: Labels | None = None
+) -> LinearHead:
     """Per-genre Complement Naive Bayes, as the linear log-odds it amounts to.
 
     For one genre against the rest, scikit-learn's ComplementNB scores a text
@@ -91,7 +135,15 @@ def complement_nb_head(features: sparse.csr_matrix, labels: Labels, alpha: float
 
     coef = np.empty((features.shape[1], labels.shape[1]), dtype=np.float32)
     for genre in range(labels.shape[1]):
-        model = ComplementNB(alpha=alpha).fit(features, labels[:, genre].astype(np.int8))
+        if known is not None and not known[:, genre].all():
+            rows = np.flatnonzero(known[:, genre])
+            truth = labels[rows, genre]
+            if truth.min() == truth.max():  # one class only: no evidence either way
+                coef[:, genre] = 0.0
+                continue
+            model = ComplementNB(alpha=alpha).fit(features[rows], truth.astype(np.int8))
+        else:
+            model = ComplementNB(alpha=alpha).fit(features, labels[:, genre].astype(np.int8))
         log_prob = model.feature_log_prob_
         coef[:, genre] = log_prob[1] - log_prob[0]
     return LinearHead.from_arrays(coef, np.zeros(labels.shape[1], dtype=np.float32))

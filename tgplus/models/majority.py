@@ -15,9 +15,16 @@ class MajorityModel(GenreModel):
 
     kind = "majority"
 
-    def fit(self, texts: Sequence[str], labels: Labels, genres: Sequence[str]) -> MajorityModel:
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Labels,
+        genres: Sequence[str],
+        known: Labels | None = None,
+    ) -> MajorityModel:
         self.genres_ = tuple(genres)
-        self.prior_ = labels.mean(axis=0).astype(np.float32)
+        told = known.sum(axis=0) if known is not None else np.full(labels.shape[1], len(labels))
+        self.prior_ = (labels.sum(axis=0) / np.maximum(told, 1)).astype(np.float32)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> Scores:

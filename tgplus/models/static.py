@@ -87,10 +87,13 @@ class StaticEmbeddings:
         labels: Labels,
         vocabulary: list[str],
         table: npt.NDArray[np.float32],
+        known: Labels | None = None,
     ) -> StaticEmbeddings:
         self.tokenizer_ = WordPiece(vocabulary)
         means = self._piece_means(texts, len(vocabulary))
-        head = LinearHead(c=self.c, n_jobs=self.n_jobs).fit(np.asarray(means @ table), labels)
+        head = LinearHead(c=self.c, n_jobs=self.n_jobs).fit(
+            np.asarray(means @ table), labels, known
+        )
         self.projected_ = np.ascontiguousarray(table @ head.coef_, dtype=np.float32)
         self.intercept_ = head.intercept_
         self.reference_ = np.asarray(means.mean(axis=0) @ self.projected_, np.float32).ravel()
