@@ -143,6 +143,14 @@ def test_calibration_straightens_overconfident_scores() -> None:
     raw_error = reliability(noisy, truth)["expected_calibration_error"]
     fixed = calibration.maps.apply(noisy)
     assert reliability(fixed, truth)["expected_calibration_error"] < raw_error / 3
+    # knots closer than JSON's 6 digits still make a loadable model
+    close = (np.round(noisy, 2) + rng.random(noisy.shape) * 1e-8).astype(np.float32)
+    saved = json.loads(json.dumps(Calibration.fit(close, truth).to_json()))
+    np.testing.assert_allclose(
+        Calibration.from_json(saved, 2).maps.apply(close),
+        Calibration.fit(close, truth).maps.apply(close),
+        atol=1e-5,
+    )
     small = Calibration.fit(noisy[:400], truth[:400])
     assert small.maps.methods == ("platt", "platt")  # too few for isotonic
     np.testing.assert_allclose(calibration.maps.apply(noisy[0]), fixed[0], atol=1e-6)

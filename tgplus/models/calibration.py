@@ -117,14 +117,19 @@ class GenreMaps:
             ):
                 regression = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
                 regression.fit(scores.astype(np.float64), truth.astype(np.float64))
-                x = np.concatenate([[0.0], regression.X_thresholds_, [1.0]])
-                y = np.concatenate(
-                    [[regression.y_thresholds_[0]], regression.y_thresholds_,
-                     [regression.y_thresholds_[-1]]]
+                x = np.round(np.concatenate([[0.0], regression.X_thresholds_, [1.0]]), 6)
+                y = np.round(
+                    np.concatenate(
+                        [[regression.y_thresholds_[0]], regression.y_thresholds_,
+                         [regression.y_thresholds_[-1]]]
+                    ),
+                    6,
                 )  # fmt: skip
-                keep = np.concatenate([[True], np.diff(x) > 0])  # strictly increasing knots
-                knots.append(tuple(np.round(x[keep], 6).tolist()))
-                values.append(tuple(np.round(y[keep], 6).tolist()))
+                # strictly rising knots, as JSON keeps them: of knots equal once rounded
+                # (or repeated by the ends added above), the last one stays
+                keep = np.append(np.diff(x) > 0, True)
+                knots.append(tuple(x[keep].tolist()))
+                values.append(tuple(y[keep].tolist()))
                 methods.append("isotonic")
             else:
                 regression = LogisticRegression(C=1e4, max_iter=1000)
