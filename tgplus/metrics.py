@@ -345,18 +345,19 @@ def trust_figures(
     calibration = predictor.calibration
     confident = None
     if calibration is not None:
-        answered = ranked.max(axis=1) >= calibration.threshold
-        labelled = truth.any(axis=1)
-        hits = truth[np.arange(len(truth)), ranked.argmax(axis=1)]
+        # As served (and as the threshold was chosen): the model's own top genre, on the
+        # movies whose sources can name it.
+        top = scores.argmax(axis=1)
+        rows = np.arange(len(scores))
+        counted = truth.any(axis=1) & known[rows, top]
+        answered = counted & (scores[rows, top] >= calibration.threshold)
         confident = {
             "threshold": calibration.threshold,
             "target_precision": calibration.target_precision,
-            "share": round(float(answered[labelled].mean()), 4) if labelled.any() else 0.0,
-            "hit_at_1": (
-                round(float(hits[answered & labelled].mean()), 4)
-                if (answered & labelled).any()
-                else None
-            ),
+            "share": round(float(answered.sum() / counted.sum()), 4) if counted.any() else 0.0,
+            "hit_at_1": round(float(truth[rows, top][answered].mean()), 4)
+            if answered.any()
+            else None,
         }
     return {
         "calibrated": calibration is not None,
