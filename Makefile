@@ -38,10 +38,10 @@ $(RUNTIME_STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP)
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,embeddings,dask]'
 	touch $@
 
-dev: $(DEV_STAMP) ## Create .venv and install tgplus with dev tools and embeddings
+dev: $(DEV_STAMP) ## Create .venv and install tgplus with dev tools, embeddings and dask
 	@echo "ready: source $(VENV)/bin/activate"
 
 lint: $(DEV_STAMP) ## Lint with ruff
@@ -79,10 +79,11 @@ evaluate: $(MODEL)/metadata.json ## Evaluate the model on the test split, beside
 serve: $(MODEL)/metadata.json ## Set up, get data, train if no model yet, and serve on HOST:PORT
 	$(BIN)/tgplus serve --model $(MODEL) --host $(HOST) --port $(PORT)
 
-bench: $(DEV_STAMP) ## Every model kind, each catalogue left out, the HTTP service, then trust (explanations, calibration)
+bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, the HTTP service, batch scoring, trust (explanations, calibration)
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/catalogues.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/batch.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/trust.py $(addprefix --data ,$(DATA))
 
 tune: $(DEV_STAMP) ## Re-derive the fast and accurate settings and blend weights by cross-validation
@@ -95,6 +96,6 @@ clean: ## Remove caches and build files (keeps .venv, data/ and models)
 
 lock: $(RUNTIME_STAMP) ## Re-pin constraints.txt from pyproject.toml (needs network to PyPI)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra embeddings --universal \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra embeddings --extra dask --universal \
 		--python-version 3.10 --no-header --no-annotate -o $(CONSTRAINTS)
 	sed -i '1i # Pinned versions of every dependency (all extras), for Python 3.10+ on any platform.\n# Regenerate with `make lock` after changing pyproject.toml.' $(CONSTRAINTS)

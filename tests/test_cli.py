@@ -285,20 +285,20 @@ def test_predict_a_catalogue(fast_model: Path, tmp_path: Path) -> None:
     )
     output = tmp_path / "out.csv"
     code, _, stderr = run(
-        "predict", "--model", fast_model, "--input", catalogue, "--output", output
+        "predict", "--model", fast_model, "--input", catalogue, "--output", output, "--scores"
     )
     assert code == 0
     assert "scored 2 of 3 rows" in stderr
-    assert "1 no overview" in stderr
+    assert "1 no text" in stderr
     rows = list(csv.DictReader(output.read_text(encoding="utf-8").splitlines()))
-    assert [r["id"] for r in rows] == ["1", "3"]
-    assert {"genre", "genres", "Crime", "Horror"} <= set(rows[0])
+    assert [(r["id"], r["skip_reason"]) for r in rows] == [("1", ""), ("2", "no text"), ("3", "")]
+    assert {"predicted_genre", "predicted_genres", "score_Crime", "score_Horror"} <= set(rows[0])
 
     jsonl = tmp_path / "out.jsonl"
     code, _, _ = run("predict", "--model", fast_model, "--input", catalogue, "--output", jsonl)
     assert code == 0
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [r["title"] for r in records] == ["Heat", "Ghosts"]
+    assert [r["title"] for r in records] == ["Heat", "Blank", "Ghosts"]
 
 
 # -- the original demo's scripts ---------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -507,6 +508,39 @@ def evaluate(
         out.print(f"report: {run.report / 'report.md'}", highlight=False)
 
 
+class _RowsBar:
+    """Rows scored and rows/s on a terminal; nothing at all when stderr is not one."""
+
+    def __init__(self, unit: str) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._started = time.perf_counter()
+        self._bar = Progress(
+            TextColumn("scoring"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}% of the {task.fields[unit]}"),
+            TextColumn("{task.fields[rows]:,} rows, {task.fields[speed]:,.0f} rows/s"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        self._task = self._bar.add_task("scoring", total=None, rows=0, speed=0.0, unit=unit)
+        self._bar.start()
+
+    def __call__(self, rows: int, done: int, total: int | None) -> None:
+        speed = rows / max(time.perf_counter() - self._started, 1e-9)
+        self._bar.update(self._task, completed=done, total=total, rows=rows, speed=speed)
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+def _keep_columns(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 @app.command()
 @user_errors
 def predict(
@@ -517,15 +551,58 @@ def predict(
     model: ModelPathOption = None,
     top_k: Annotated[int, typer.Option(min=1, max=50, help="How many top genres to show.")] = 3,
     input_file: Annotated[
-        Path | None, typer.Option("--input", help="Score every movie of this file (CSV or JSONL).")
+        str | None,
+        typer.Option(
+            "--input",
+            help="Score every row of this catalogue: .csv, .jsonl or .parquet (with --engine "
+            "dask also a glob or a directory of parts).",
+        ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option(help="With --input: write .csv or .jsonl here (default stdout).")
+        Path | None,
+        typer.Option(
+            help="With --input: .csv, .jsonl or .parquet file (default: CSV on stdout); "
+            "with --engine dask: a directory of Parquet parts."
+        ),
     ] = None,
-    source_format: FormatOption = SourceFormat.AUTO,
-    language: Annotated[
-        str, typer.Option("--language", help="With --input: languages to score (default all).")
-    ] = "all",
+    text_column: Annotated[
+        str | None,
+        typer.Option(
+            help="With --input: the description column (default: overview or description)."
+        ),
+    ] = None,
+    title_column: Annotated[
+        str | None,
+        typer.Option(
+            help="With --input: the title column (default: title if present; '' for none)."
+        ),
+    ] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option(
+            help="With --input: columns to copy to the output, e.g. id,imdb_id (default: id,title)."
+        ),
+    ] = None,
+    scores: Annotated[
+        bool, typer.Option("--scores", help="With --input: add a score column per genre.")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue an interrupted --input run on the same --output."),
+    ] = False,
+    engine: Annotated[
+        str, typer.Option(help="With --input: `local` (one process, streaming) or `dask`.")
+    ] = "local",
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="--engine dask: local worker processes.")
+    ] = 2,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="--engine dask: address of a running scheduler, e.g. tcp://host:8786."),
+    ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="--engine local: rows read, scored and written at a time.")
+    ] = 16_384,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show the words behind each top genre.")
     ] = False,
@@ -542,24 +619,64 @@ def predict(
 
     Examples: tgplus predict "A mob boss's son takes over the family business."
               tgplus predict --explain --recall-target 0.9 "A heist goes wrong."
-              tgplus predict --input catalogue.csv --output genres.csv
+              tgplus predict --input catalogue.csv --output genres.parquet
+              tgplus predict --input 'lake/*.parquet' --output genres/ --engine dask --workers 4
     """
     from tgplus.models import load_predictor
 
     if input_file is None and not descriptions:
         raise TgplusError("nothing to predict: give a description, or --input FILE")
+    if engine not in ("local", "dask"):
+        raise TgplusError(f"--engine {engine!r} is not one of: local, dask")
+    if input_file is not None and descriptions:
+        raise TgplusError("give descriptions or --input FILE, not both")
+    choice: dict[str, Any] = {
+        "text": text_column,
+        "title": title_column,
+        "keep": _keep_columns(keep),
+        "with_scores": scores,
+    }
+    if input_file is not None and engine == "dask":
+        from tgplus.distributed import score_with_dask
+
+        if output is None:
+            raise TgplusError(
+                "--engine dask writes a directory of Parquet parts: pass --output DIR"
+            )
+        if resume:
+            raise TgplusError(
+                "--resume is for --engine local; Dask retries failed partitions itself"
+            )
+        report = score_with_dask(
+            _model_path(model), input_file, output, scheduler=scheduler, workers=workers, **choice
+        )
+        err.print(report.describe(), markup=False, highlight=False)
+        return
     predictor = load_predictor(_model_path(model))
     if input_file is not None:
-        from tgplus.scoring import score_file
+        from tgplus.batch import Interrupted, score_file
+        from tgplus.catalogue import Format, format_of
 
-        report = score_file(
-            predictor,
-            input_file,
-            output,
-            source_format=source_format,
-            languages=parse_languages(language),
-            top_k=top_k,
-        )
+        source = Path(input_file)
+        bar = None
+        if err.is_terminal:
+            bar = _RowsBar("rows" if format_of(source) is Format.PARQUET else "file")
+        try:
+            report = score_file(
+                predictor,
+                source,
+                output,
+                resume=resume,
+                chunk_rows=chunk_rows,
+                progress=bar,
+                **choice,
+            )
+        except Interrupted as stop:
+            err.print(str(stop), markup=False, highlight=False)
+            raise typer.Exit(130) from None
+        finally:
+            if bar is not None:
+                bar.close()
         err.print(report.describe(), markup=False, highlight=False)
         return
     assert descriptions is not None

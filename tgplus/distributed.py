@@ -1,0 +1,241 @@
+"""Score a catalogue on a Dask cluster: `dask.dataframe` in, a directory of Parquet parts out.
+
+The same `score_texts` as the single-process path runs on every partition
+through `map_partitions`, so both engines give the same genres. A task
+carries only the model's path: each worker process loads the model on its
+first partition and keeps it (`tgplus.scoring.cached_predictor`), rather than
+receiving a pickled model with every task. Dask itself retries the
+partitions of a worker that dies. Needs the `dask` extra:
+`pip install 'tgplus[dask]'`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tgplus.batch import ScoringReport
+from tgplus.catalogue import SUFFIXES, Format
+from tgplus.errors import DataError, InputError, TgplusError
+from tgplus.files import atomic_directory
+from tgplus.scoring import (
+    SKIP_REASON,
+    Columns,
+    cached_predictor,
+    check_output_names,
+    choose_columns,
+    parquet_schema,
+    score_pandas,
+)
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    import pandas as pd
+    from distributed import Client
+
+CONNECT_SECONDS = 5
+"""How long to try reaching a `--scheduler` before giving up with one line."""
+CSV_BLOCK = "64MB"
+
+
+def _import_dask() -> None:
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise TgplusError(
+            "--engine dask needs the dask extra: pip install 'tgplus[dask]'"
+        ) from None
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
+    """A client of the scheduler at `scheduler`, or of a local cluster of `workers` processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # the one-line error below says it all
+        try:
+            client = Client(scheduler, timeout=f"{CONNECT_SECONDS}s")
+        except (OSError, TimeoutError, ValueError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise TgplusError(
+                f"cannot reach the Dask scheduler at {scheduler} ({reason[:200]}); check the "
+                "address and that the scheduler is running"
+            ) from None
+        finally:
+            quiet.setLevel(level)
+        with client:
+            yield client
+        return
+    # One thread per worker: the model is CPU-bound Python and numpy.
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # any free port: 8787 may be taken
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def input_format(source: str) -> tuple[Format, str]:
+    """The format of a file, glob or directory of parts, and the path Dask should read."""
+    path = Path(source)
+    if path.is_dir():
+        found = {SUFFIXES[p.suffix.lower()] for p in path.iterdir() if p.suffix.lower() in SUFFIXES}
+        if len(found) != 1:
+            kinds = ", ".join(sorted(f.value for f in found)) or "none"
+            raise InputError(
+                f"{source}: expected part files of one type (.csv, .jsonl or .parquet), found: "
+                f"{kinds}"
+            )
+        file_format = found.pop()
+        suffixes = [s for s, f in SUFFIXES.items() if f is file_format]
+        pattern = next(str(path / f"*{s}") for s in suffixes if any(path.glob(f"*{s}")))
+        return file_format, pattern
+    suffix = Path(source).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(
+            f"{source}: unknown file type {suffix or '(no suffix)'!r}; use one of: "
+            f"{', '.join(SUFFIXES)}"
+        )
+    if not glob.glob(source):  # noqa: PTH207 (a glob the user typed, maybe absolute)
+        raise DataError(f"{source}: no such file; check the path")
+    return SUFFIXES[suffix], source
+
+
+def read_frame(source: str) -> tuple[dd.DataFrame, Format]:
+    """The catalogue as a Dask DataFrame; CSV values are read as text, exactly as written."""
+    import dask.dataframe as dd
+
+    file_format, pattern = input_format(source)
+    try:
+        if file_format is Format.PARQUET:
+            return dd.read_parquet(pattern), file_format
+        if file_format is Format.JSONL:
+            return dd.read_json(pattern, lines=True, blocksize=2**26, dtype=False), file_format
+        return (
+            dd.read_csv(pattern, dtype=str, na_filter=False, blocksize=CSV_BLOCK),
+            file_format,
+        )
+    except (ValueError, OSError, pa.ArrowException) as error:
+        raise DataError(f"{source}: unreadable ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:300]
+
+
+def _as_text(value: object) -> object:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value != value:  # pandas' NaN for a missing value
+        return None
+    return json.dumps(value, ensure_ascii=False)
+
+
+def score_partition(
+    frame: pd.DataFrame,
+    model_path: str,
+    text: str,
+    title: str | None,
+    keep: Sequence[str],
+    with_scores: bool,
+    json_values: bool,
+) -> pd.DataFrame:
+    """One partition scored: runs on a worker, with the model that process loaded once."""
+    predictor = cached_predictor(model_path)
+    scored = score_pandas(
+        frame, predictor, text=text, title=title, keep=keep, with_scores=with_scores
+    )
+    if json_values:  # as the single-process reader does: non-string JSON values as JSON text
+        for name in keep:
+            scored[name] = scored[name].map(_as_text).astype(object)
+    return scored
+
+
+def score_with_dask(
+    model_path: Path,
+    source: str,
+    output: Path,
+    *,
+    text: str | None = None,
+    title: str | None = None,
+    keep: Sequence[str] | None = None,
+    with_scores: bool = False,
+    scheduler: str | None = None,
+    workers: int = 2,
+) -> ScoringReport:
+    """Score `source` (file, glob or directory of parts) into `output`, a Parquet directory.
+
+    The directory appears whole or not at all. With `scheduler`, workers must
+    see the same file system paths as this process.
+    """
+    _import_dask()
+    import pandas as pd
+
+    started = time.perf_counter()
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: is a file; --engine dask writes a directory of Parquet parts")
+    predictor = cached_predictor(model_path)  # a bad model fails here, before any cluster starts
+    frame, file_format = read_frame(source)
+    columns: Columns = choose_columns(
+        [str(c) for c in frame.columns], source, text=text, title=title, keep=keep
+    )
+    check_output_names(columns, predictor.genres, with_scores)
+    frame = frame[list(columns.needed)]
+    arguments = (
+        str(model_path.resolve()),
+        columns.text,
+        columns.title,
+        columns.keep,
+        with_scores,
+        file_format is Format.JSONL,
+    )
+    meta = score_partition(frame._meta, *arguments)
+    scored = frame.map_partitions(score_partition, *arguments, meta=meta, align_dataframes=False)
+    schema = parquet_schema(meta)
+    with dask_client(scheduler, workers), atomic_directory(output) as partial:
+        try:
+            scored.to_parquet(partial, write_index=False, schema=schema)
+        except TgplusError:
+            raise
+        except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError) as error:
+            raise DataError(
+                f"{source}: unreadable ({_first_line(error)}); nothing was written to {output}"
+            ) from None
+    reasons = pq.read_table(output, columns=[SKIP_REASON]).column(SKIP_REASON).to_pylist()
+    report = ScoringReport(outputs=[f"{output}/ (Parquet parts)"])
+    skipped = Counter(reason for reason in reasons if reason is not None)
+    report.add(len(reasons), len(reasons) - sum(skipped.values()), dict(skipped))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def worker_loads(client: Client) -> dict[str, Any]:
+    """How often each worker process loaded a model (for tests and diagnostics)."""
+
+    def loads() -> dict[str, int]:
+        from tgplus.scoring import LOADS
+
+        return dict(LOADS)
+
+    result: dict[str, Any] = client.run(loads)
+    return result
