@@ -269,3 +269,53 @@ def test_the_cli_explains_and_sets_a_recall_target(fast_model: Path) -> None:
     )
     assert refused.exit_code == 2
     assert "recall_target" in refused.output
+
+
+# -- batch scoring: the rows to review -------------------------------------------------------------
+
+
+def test_batch_scoring_writes_unconfident_rows_to_a_review_file(
+    fast_model: Path, fast: Predictor, small_data: Path, tmp_path: Path
+) -> None:
+    from tgplus.batch import score_file
+
+    assert fast.calibration is not None
+    output, review = tmp_path / "scored.jsonl", tmp_path / "review.csv"
+    report = score_file(fast, small_data, output, review=review)
+    assert str(review) in report.describe()
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 400
+    unsure = [r for r in rows if r["confidence"] < fast.calibration.threshold]
+    assert 0 < len(unsure) < len(rows)
+    import csv
+
+    with review.open(encoding="utf-8", newline="") as stream:
+        reviewed = list(csv.DictReader(stream))
+    assert [r["id"] for r in reviewed] == [str(r["id"]) for r in unsure]
+    first = fast.predict_one(load_text(small_data, 0), rows[0]["title"])
+    assert rows[0]["confidence"] == pytest.approx(first.confidence, abs=1e-4)
+
+
+def load_text(path: Path, row: int) -> str:
+    return str(json.loads(path.read_text(encoding="utf-8").splitlines()[row])["overview"])
+
+
+def test_review_needs_a_calibrated_model_and_an_output(
+    fast_model: Path, small_data: Path, tmp_path: Path
+) -> None:
+    def to_format_2(metadata: dict[str, Any]) -> None:
+        metadata["format_version"] = 2
+        del metadata["calibration"]
+
+    old = copy_model(fast_model, tmp_path, to_format_2)
+    runner = CliRunner()
+    base = ["predict", "--input", str(small_data), "--output", str(tmp_path / "out.csv")]
+    refused = runner.invoke(cli, [*base, "--model", str(old), "--review", str(tmp_path / "r.csv")])
+    assert refused.exit_code == 2
+    assert "without calibration" in refused.output
+    no_output = runner.invoke(
+        cli,
+        ["predict", "--model", str(fast_model), "--input", str(small_data), "--review", "r.csv"],
+    )
+    assert no_output.exit_code == 2
+    assert "--review needs --output" in no_output.output

@@ -603,6 +603,13 @@ def predict(
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="--engine local: rows read, scored and written at a time.")
     ] = 16_384,
+    review: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --input (--engine local): also write the rows whose top genre is not "
+            "confident to this file, for a person to check.",
+        ),
+    ] = None,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show the words behind each top genre.")
     ] = False,
@@ -647,6 +654,10 @@ def predict(
             raise TgplusError(
                 "--resume is for --engine local; Dask retries failed partitions itself"
             )
+        if review is not None:
+            raise TgplusError(
+                "--review is for --engine local; with Dask, filter the output on `confidence`"
+            )
         report = score_with_dask(
             _model_path(model), input_file, output, scheduler=scheduler, workers=workers, **choice
         )
@@ -669,6 +680,7 @@ def predict(
                 resume=resume,
                 chunk_rows=chunk_rows,
                 progress=bar,
+                review=review,
                 **choice,
             )
         except Interrupted as stop:
