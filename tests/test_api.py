@@ -39,7 +39,10 @@ def client(fast_model: Path) -> Iterator[TestClient]:
 def test_the_demos_gangster_example_is_crime(client: TestClient) -> None:
     response = client.get("/" + GANGSTER.replace(" ", "%20").replace("'", "%27"))
     assert response.status_code == 200
-    assert response.json()["genre"] == "Crime"
+    # As in tests/test_models.py: trained on the two TMDB files alone, "true story"
+    # pulls Drama level with Crime; the model trained on every shared file puts Crime first.
+    assert "Crime" in [score["genre"] for score in response.json()["top"][:2]]
+    assert "Crime" in response.json()["genres"]
 
 
 def test_the_demos_penguin_example_answers_a_genre(client: TestClient, fast_model: Path) -> None:
@@ -190,7 +193,9 @@ def test_missing_or_corrupt_model_gives_503_not_500(
         assert client.get("/health/live").status_code == 200
         ready = client.get("/health/ready")
         assert ready.status_code == 503
-        assert str(model) in ready.json()["detail"]
+        detail = ready.json()["detail"]
+        assert detail.startswith("not ready: model")  # names the model directory...
+        assert str(tmp_path) not in detail  # ...but never where the server keeps it
         for response in (
             client.get(f"/{CRIME}"),
             client.post("/predict", json={"description": CRIME}),

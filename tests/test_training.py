@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures import write_jsonl
+from tests.fixtures import CRIME, HORROR, write_jsonl
 from tgplus.data import SplitSettings
 from tgplus.errors import DataError, ModelError
 from tgplus.metrics import decide, genre_metrics, tune_thresholds
@@ -119,3 +119,57 @@ def test_metrics_on_a_hand_checked_case() -> None:
         "f1": pytest.approx(0.6667, abs=1e-4),
         "support": 2,
     }
+
+
+# -- too little to learn from: a ModelError in words, never a scikit-learn traceback ------------
+
+
+@pytest.mark.parametrize("rows", [1, 2, 6])
+def test_a_tiny_file_is_a_model_error(top10k: Path, tmp_path: Path, rows: int) -> None:
+    """Reproduced: 1- or 2-row files ended in scikit-learn's traceback (exit 1)."""
+    from tgplus.data import load_movies
+
+    movies = load_movies([top10k]).movies[:rows]
+    records: list[dict[str, object]] = [
+        {"id": m.id, "title": m.title, "overview": m.overview, "genres": list(m.genres)}
+        for m in movies
+    ]
+    path = write_jsonl(tmp_path / "tiny.jsonl", records)
+    with pytest.raises(ModelError, match=f"{rows} distinct description"):
+        train([path], split=SplitSettings(test_share=0.0, validation_share=0.0))
+
+
+def test_copies_of_one_movie_are_a_model_error(tmp_path: Path) -> None:
+    """Reproduced: 500 copies of one row: 'max_df corresponds to < documents than min_df'."""
+    records: list[dict[str, object]] = [
+        {"id": str(i), "title": f"Copy {i}", "overview": CRIME, "genres": ["Crime", "Drama"]}
+        for i in range(500)
+    ]
+    path = write_jsonl(tmp_path / "copies.jsonl", records)
+    with pytest.raises(ModelError, match="distinct description"):
+        train([path], split=SplitSettings(test_share=0.0, validation_share=0.0))
+
+
+def test_a_genre_every_movie_has_is_a_model_error(tmp_path: Path) -> None:
+    records: list[dict[str, object]] = [
+        {"overview": f"{CRIME} Case number {i}.", "genres": ["Drama", ["Crime", "Comedy"][i % 2]]}
+        for i in range(60)
+    ]
+    path = write_jsonl(tmp_path / "drama.jsonl", records)
+    with pytest.raises(ModelError, match="every training movie is Drama"):
+        train([path], split=SplitSettings(test_share=0.0, validation_share=0.0))
+
+
+def test_the_cli_says_so_without_a_traceback(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tgplus.cli import app
+
+    path = write_jsonl(
+        tmp_path / "two.jsonl",
+        [{"overview": CRIME, "genres": ["Crime"]}, {"overview": HORROR, "genres": ["Horror"]}],
+    )
+    result = CliRunner().invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "error:" in result.output

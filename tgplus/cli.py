@@ -743,20 +743,11 @@ def serve(
     """
     import os
 
-    import uvicorn
-
+    from tgplus.api.server import serve as run_server
     from tgplus.config import Settings
 
     overrides = {"model_path": model, "host": host, "port": port, "workers": workers}
     for name, value in overrides.items():
         if value is not None:
             os.environ[f"TGPLUS_{name.upper()}"] = str(value)
-    settings = Settings()
-    uvicorn.run(
-        "tgplus.api:app",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,  # the app logs one structured line per request itself
-    )
+    run_server(Settings())

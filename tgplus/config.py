@@ -36,3 +36,35 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level: debug, info, warning, error."
     )
+    # Limits by design: what one client can make the server hold, and for how long.
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1,
+        description="Largest request body accepted, in bytes; larger ones get a 413 unread.",
+    )
+    max_concurrent_requests: int = Field(
+        default=64,
+        ge=1,
+        description="Requests handled at once per worker; more get a 503 with Retry-After.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a request's line and headers (`tgplus serve`).",
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Longest request line plus headers, in bytes (`tgplus serve`).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Time a client has to send a request's whole body."
+    )
+    keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="How long an idle keep-alive connection stays open."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser, as a JSON list "
+        '(["https://a.example"]); none by default.',
+    )

@@ -93,6 +93,28 @@ def training_genres(movies: Sequence[Movie]) -> tuple[str, ...]:
     return genres
 
 
+# Fewer distinct descriptions than this leave TF-IDF's document frequencies meaningless
+# (scikit-learn then fails with "max_df corresponds to < documents than min_df").
+MIN_TRAINING_TEXTS = 10
+
+
+def check_learnable(train: Sequence[Movie], genres: Sequence[str]) -> None:
+    """Refuse, in words, training sides a classifier cannot learn from."""
+    distinct = len({movie.text for movie in train})
+    if distinct < MIN_TRAINING_TEXTS:
+        raise ModelError(
+            f"the train side has {distinct} distinct description(s) among {len(train)} movies; "
+            f"a model needs at least {MIN_TRAINING_TEXTS} different ones; add more movies"
+        )
+    counts = genre_counts(train)
+    always = [genre for genre in genres if counts[genre] == len(train)]
+    if always:
+        raise ModelError(
+            f"every training movie is {always[0]}; a classifier needs movies without it too; "
+            "add movies of other genres"
+        )
+
+
 def fit_predictor(
     model: GenreModel,
     train: Sequence[Movie],
@@ -109,8 +131,14 @@ def fit_predictor(
     a positive nor a negative example of it, in fitting, calibrating and tuning.
     """
     genres = training_genres(train)
+    check_learnable(train, genres)
     known = known_matrix(train, genres) if partial_labels else None
-    model.fit([movie.text for movie in train], label_matrix(train, genres), genres, known)
+    try:
+        model.fit([movie.text for movie in train], label_matrix(train, genres), genres, known)
+    except ValueError as error:  # scikit-learn's word for data it cannot fit; say it as ours
+        raise ModelError(
+            f"cannot train on these {len(train)} movies ({error}); add more, more varied movies"
+        ) from None
     predictor = Predictor(model, [0.5] * len(genres))
     if not validation:
         return predictor

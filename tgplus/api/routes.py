@@ -1,18 +1,21 @@
 """The endpoints: the original `GET /<description>`, the JSON API, health, model, metrics, page.
 
-`GET /{description}` matches every path, so this router must be the app's last.
+`GET /{description}` matches every path, so these routes must be the app's last.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
 
-from tgplus.api.errors import TooMuchInput, strict_unquote
+from tgplus.api.errors import CATCH_ALL, TooMuchInput, allow_header, strict_unquote
 from tgplus.api.schemas import (
     NOT_BLANK,
     BatchRequest,
@@ -20,6 +23,7 @@ from tgplus.api.schemas import (
     ErrorOut,
     Health,
     ModelOut,
+    NotReady,
     PredictionOut,
     PredictRequest,
 )
@@ -29,20 +33,23 @@ WEB = Path(__file__).resolve().parents[1] / "web"
 # The classic Prometheus text format, which every scraper reads.
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# Every response also gets the security headers of tgplus.api.guard.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
 }
 
-NOT_LOADED: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorOut, "description": "The model is not loaded."}
+# Every route can answer these (limits, overload, a bug); all in the one error shape.
+ANY_ERROR: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorOut, "description": "The request cannot be served as sent."},
+    "5XX": {"model": ErrorOut, "description": "The server cannot serve it now."},
+    413: {"model": ErrorOut, "description": "The request body is over the size limit."},
+    503: {"model": ErrorOut, "description": "The model is not loaded, or the server is busy."},
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
+    **ANY_ERROR,
     400: {"model": ErrorOut, "description": "Malformed percent-encoding."},
-    422: {"description": "Empty, too long, or malformed input."},
-    **NOT_LOADED,
+    422: {"model": ErrorOut, "description": "Empty, too long, or malformed input."},
 }
 
 router = APIRouter()
@@ -86,25 +93,28 @@ async def favicon() -> Response:
     return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
 
 
-@router.get("/health/live", response_model=Health, tags=["health"])
+@router.get("/health/live", response_model=Health, tags=["health"], responses=ANY_ERROR)
 async def live() -> Health:
     """The process is up (even if the model failed to load)."""
     return Health(status="alive")
 
 
 @router.get(
-    "/health/ready", response_model=Health, tags=["health"], responses={503: {"model": Health}}
+    "/health/ready",
+    response_model=Health,
+    tags=["health"],
+    responses={**ANY_ERROR, 503: {"model": NotReady, "description": "Not ready, and why."}},
 )
 async def ready(request: Request) -> Health | JSONResponse:
     """Ready to predict: the model is loaded."""
     state = service(request)
     if state.predictor is None:
-        body = Health(status="not ready", detail=state.load_error or "starting")
+        body = NotReady(detail=f"not ready: {state.load_error or 'starting'}")
         return JSONResponse(body.model_dump(), status_code=503)
     return Health(status="ready", model=state.predictor.kind)
 
 
-@router.get("/model", response_model=ModelOut, tags=["model"], responses=NOT_LOADED)
+@router.get("/model", response_model=ModelOut, tags=["model"], responses=ANY_ERROR)
 async def model_info(request: Request) -> ModelOut:
     """The loaded model's metadata: kind, genres, thresholds, metrics, training data."""
     predictor = service(request).require_predictor()
@@ -117,7 +127,10 @@ async def model_info(request: Request) -> ModelOut:
         training_seconds=meta.get("training_seconds"),
         metrics=meta.get("metrics", {}),
         data=[
-            {k: d.get(k) for k in ("path", "sha256", "format", "rows_kept")}
+            {
+                "file": Path(str(d.get("path", ""))).name,
+                **{k: d.get(k) for k in ("sha256", "format", "rows_kept")},
+            }
             for d in meta.get("data", [])
         ],
         hyperparameters=meta.get("hyperparameters", {}),
@@ -125,7 +138,7 @@ async def model_info(request: Request) -> ModelOut:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse, tags=["health"])
+@router.get("/metrics", response_class=PlainTextResponse, tags=["health"], responses=ANY_ERROR)
 async def prometheus(request: Request) -> Response:
     """Prometheus metrics: requests, latency, predictions, model state."""
     registry = service(request).metrics.registry
@@ -165,7 +178,10 @@ async def predict_post(request: Request, body: PredictRequest) -> JSONResponse:
     tags=["predict"],
     responses={
         **ERRORS,
-        413: {"model": ErrorOut, "description": "Too many items (fewer with explain=true)."},
+        413: {
+            "model": ErrorOut,
+            "description": "Too many items (fewer with explain=true) or bytes.",
+        },
     },
 )
 async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
@@ -205,8 +221,28 @@ async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
     return JSONResponse({"predictions": [p.as_dict() for p in predictions]})
 
 
-@router.get("/{description:path}", response_model=PredictionOut, tags=["predict"], responses=ERRORS)
+@router.options("/{path:path}", include_in_schema=False)
+async def options(request: Request, path: str) -> Response:
+    """Which methods a path takes (CORS preflights, when enabled, are answered before this)."""
+    allowed = allow_header(request.app.routes, request.scope["path"])
+    return Response(status_code=204, headers={"Allow": allowed})
+
+
+@router.get(CATCH_ALL, response_model=PredictionOut, tags=["predict"], responses=ERRORS)
 async def predict_path(request: Request, description: str) -> JSONResponse:
     """The original demo's call: `GET /<url-encoded description>` -> `{"genre": ...}`."""
+    if request.scope["path"] in service(request).paths_without_get:  # e.g. /predict/batch
+        allowed = allow_header(request.app.routes, request.scope["path"])
+        raise HTTPException(405, f"this path takes {allowed}, not GET", {"Allow": allowed})
     strict_unquote(request.scope.get("raw_path", b""), "the path")
     return await predict_one(request, description, "", 3)
+
+
+def paths_without_get(routes: Sequence[BaseRoute]) -> frozenset[str]:
+    """Fixed paths whose routes take other methods only: GET must not reach the catch-all."""
+    paths = set()
+    for route in routes:
+        path, methods = getattr(route, "path", "{"), getattr(route, "methods", None) or set()
+        if "{" not in path and methods and "GET" not in methods:
+            paths.add(path)
+    return frozenset(paths)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 
 def _not_blank(value: str) -> str:
@@ -64,12 +64,25 @@ NOT_BLANK: dict[str, Any] = {
 
 RecallTarget = Annotated[
     float | None,
-    Field(gt=0.0, lt=1.0, description="Also return the genre set expected to hold this share "
-          "of the movie's genres (conformal risk control), e.g. 0.9."),
+    Field(gt=0.0, lt=1.0, strict=True, description="Also return the genre set expected to "
+          "hold this share of the movie's genres (conformal risk control), e.g. 0.9."),
 ]  # fmt: skip
+"""strict: a JSON number, not "0.9" (as top_k below, text here is a client's bug)."""
 Explain = Annotated[
-    bool, Field(description="Add each top genre's words, with offsets and weights.")
+    bool,
+    Field(strict=True, description="Add each top genre's words, with offsets and weights."),
 ]
+
+
+def _a_json_number(value: object) -> object:
+    # pydantic would read JSON true as 1 and "3" as 3; a client sending them has a bug
+    # worth naming. (2.0 stays 2: JSON Schema counts it as an integer, as clients do.)
+    if isinstance(value, bool | str):
+        raise ValueError("top_k must be a whole number, not true, false or text")
+    return value
+
+
+TopK = Annotated[int, Field(ge=1, le=20), BeforeValidator(_a_json_number)]
 
 
 class PredictRequest(BaseModel):
@@ -77,7 +90,7 @@ class PredictRequest(BaseModel):
         examples=["A detective hunts a serial killer."], json_schema_extra=NOT_BLANK
     )
     title: str = Field("", description="The movie's title, if known; it helps a little.")
-    top_k: int = Field(3, ge=1, le=20)
+    top_k: TopK = 3
     explain: Explain = False
     recall_target: RecallTarget = None
 
@@ -95,7 +108,7 @@ class BatchRequest(BaseModel):
     descriptions: list[BatchItem | Annotated[str, Field(json_schema_extra=NOT_BLANK)]] = Field(
         min_length=1, description="Descriptions, or objects with description and title."
     )
-    top_k: int = Field(3, ge=1, le=20)
+    top_k: TopK = 3
     explain: Explain = False
     recall_target: RecallTarget = None
 
@@ -112,8 +125,17 @@ class BatchResponse(BaseModel):
     predictions: list[PredictionOut]
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the field.")
+    msg: str = Field(description="What is wrong with it (never the value itself).")
+    type: str = Field(description="A machine-readable kind, as pydantic names it.")
+
+
 class ErrorOut(BaseModel):
-    detail: str
+    """Every 4xx and 5xx answer: one sentence, and the fields at fault when there are any."""
+
+    detail: str = Field(examples=["description is empty; send the movie's plot as text"])
+    errors: list[FieldError] = Field(default_factory=list)
 
 
 class ModelOut(BaseModel):
@@ -123,7 +145,10 @@ class ModelOut(BaseModel):
     trained_at: str | None = None
     training_seconds: float | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
-    data: list[dict[str, Any]] = Field(default_factory=list)
+    data: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Training files: file name (never the server's path), sha256, rows used.",
+    )
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
 
@@ -132,3 +157,9 @@ class Health(BaseModel):
     status: str
     model: str | None = None
     detail: str | None = None
+
+
+class NotReady(ErrorOut):
+    """/health/ready while the model is not loaded: the error shape, plus the status."""
+
+    status: str = "not ready"

@@ -28,6 +28,7 @@ class ServiceState:
     predictor: Predictor | None = None
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
+    paths_without_get: frozenset[str] = frozenset()
 
     def require_predictor(self) -> Predictor:
         if self.predictor is None:
@@ -54,7 +55,8 @@ def load_model(state: ServiceState) -> None:
         predictor = load_predictor(path)
         predictor.predict_one("warm up the model before the first request")
     except TgplusError as error:
-        state.load_error = str(error)
+        # Responses name the model directory, never where the server keeps it; the log does.
+        state.load_error = str(error).replace(str(path), path.name)
         log.error({"event": "model_not_loaded", "path": str(path), "error": str(error)})
         state.metrics.model_loaded.set(0)
         return
