@@ -22,7 +22,7 @@ PORT ?= 8000
 RUNTIME_STAMP := $(VENV)/.tgplus-runtime
 DEV_STAMP := $(VENV)/.tgplus-dev
 
-.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench fuzz soak tune clean
+.PHONY: lock help dev checks lint format format-check types test data train evaluate serve bench bench-feedback fuzz soak tune clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -85,6 +85,9 @@ bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue 
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/batch.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/trust.py $(addprefix --data ,$(DATA))
+
+bench-feedback: $(DEV_STAMP) ## Feedback writers on SQLite and PostgreSQL, reload under load (needs wrk, postgresql)
+	$(BIN)/python bench/feedback.py $(addprefix --data ,$(DATA))
 
 fuzz: $(DEV_STAMP) ## Fuzz the API from its OpenAPI schema: 1,000 cases per operation (minutes)
 	$(BIN)/python bench/fuzz.py

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TGPLUS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 TOP10K = SHARED_DATA / "tmdb-top10k" / "top10K-TMDB-movies.csv"
@@ -82,3 +84,47 @@ def small_data(tmp_path_factory: pytest.TempPathFactory, top10k: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+# -- the feedback databases: SQLite always, PostgreSQL when a server is given -------------------
+
+POSTGRES_URL = os.environ.get("TGPLUS_TEST_POSTGRES_URL", "")
+
+
+def _postgres_schema_url(request: pytest.FixtureRequest) -> str:
+    """A fresh schema on the test server, dropped afterwards: each test starts empty."""
+    if not POSTGRES_URL:
+        message = "no PostgreSQL for the tests: set TGPLUS_TEST_POSTGRES_URL (.ci/run does)"
+        if os.environ.get("TGPLUS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    import urllib.parse
+    import uuid
+
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+
+    def drop() -> None:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    request.addfinalizer(drop)
+    joiner = "&" if "?" in POSTGRES_URL else "?"
+    return POSTGRES_URL + joiner + "options=" + urllib.parse.quote(f"-csearch_path={schema}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty feedback database of each kind; the same tests run on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
+    return _postgres_schema_url(request)
+
+
+@pytest.fixture
+def postgres_down_url() -> str:
+    """A PostgreSQL URL, with a password, where no server answers."""
+    return f"postgresql://tgplus:hunter2@127.0.0.1:{free_port()}/tgplus"

@@ -52,6 +52,15 @@ def shifted_metadata_row() -> dict[str, str]:
     return row
 
 
+def free_port() -> int:
+    """A local TCP port nothing listens on (for servers to start, or to find nobody at)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def genre_literal(*names: str) -> str:
     return repr([{"id": i, "name": name} for i, name in enumerate(names)])
 

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,15 +40,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(fast_model: Path) -> Iterator[str]:
+@contextmanager
+def running_server(settings: Settings) -> Iterator[str]:
+    """The app served by uvicorn in a thread; its base URL."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(Settings(model_path=fast_model)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -58,6 +55,12 @@ def server(fast_model: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     instance.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(fast_model: Path) -> Iterator[str]:
+    with running_server(Settings(model_path=fast_model)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ code 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -34,6 +35,9 @@ from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
 from tgplus.models.calibration import DEFAULT_TARGET_PRECISION
 
+if TYPE_CHECKING:
+    from tgplus.feedback import FeedbackRepository, FeedbackStore
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -46,6 +50,12 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect and fetch movie data files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+feedback_app = typer.Typer(
+    help="Editors' feedback: export it for training, count it, delete it.", no_args_is_help=True
+)
+app.add_typer(feedback_app, name="feedback")
+db_app = typer.Typer(help="The feedback database's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -295,6 +305,153 @@ def main() -> None:
     app()
 
 
+# -- feedback and its database -----------------------------------------------------------------
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        metavar="URL",
+        help="sqlite:///path or postgresql://... [default: $TGPLUS_DATABASE_URL or "
+        "sqlite:///data/feedback.sqlite3].",
+    ),
+]
+
+
+@contextlib.contextmanager
+def _feedback_store(url: str | None) -> Iterator[FeedbackStore]:
+    """The feedback store at `url` (default: the server's); its connections closed after."""
+    from tgplus.config import Settings
+    from tgplus.feedback import FeedbackStore
+
+    store = FeedbackStore(url if url is not None else Settings().database_url)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+@contextlib.contextmanager
+def _feedback(url: str | None) -> Iterator[FeedbackRepository]:
+    """The repository over the store at `url`, migrated to this tgplus's schema first."""
+    from tgplus.feedback import FeedbackRepository
+
+    with _feedback_store(url) as store, store.session() as session:
+        store.upgrade()
+        yield FeedbackRepository(store, session)
+
+
+@db_app.command("upgrade")
+@user_errors
+def db_upgrade(database: DatabaseOption = None) -> None:
+    """Create the feedback tables, or migrate them to this tgplus's schema (safe to repeat).
+
+    Example: TGPLUS_DATABASE_URL=postgresql://tgplus@db/tgplus tgplus db upgrade
+    """
+    with _feedback_store(database) as store:
+        done = store.upgrade()
+    state = "already current" if done.before == done.after else f"upgraded from {done.before}"
+    out.print(f"{store.shown_url}: schema {done.after} ({state})", highlight=False)
+
+
+@feedback_app.command("export")
+@user_errors
+def feedback_export(
+    out_path: Annotated[Path, typer.Option("--out", help="File to write: .csv or .jsonl.")],
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl [default: from --out].")
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Write every feedback row, newest first, as a generic CSV / JSON Lines movie file.
+
+    Example: tgplus feedback export --out corrections.csv
+    """
+    from tgplus.feedback.export import export_format, write_feedback
+
+    chosen = export_format(out_path, file_format)
+    with _feedback(database) as repository:
+        rows = repository.feedback()
+    written = write_feedback(rows, out_path, chosen)
+    out.print(f"{written:,} feedback rows -> {out_path}", highlight=False)
+
+
+@feedback_app.command("stats")
+@user_errors
+def feedback_stats(
+    database: DatabaseOption = None,
+    window: Annotated[
+        int, typer.Option(min=1, help="Latest feedback rows the quality figures cover.")
+    ] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """Count stored feedback and predictions; how often editors kept the suggested genres.
+
+    Example: tgplus feedback stats --json
+    """
+    with _feedback(database) as repository:
+        counts = repository.counts()
+        quality = repository.quality(window)
+    if as_json:
+        print_json({**counts, "quality": quality.to_dict()})
+        return
+    out.print(
+        f"{counts['feedback']:,} feedback rows from {counts['editors']:,} editors "
+        f"({counts['first'] or '-'} to {counts['last'] or '-'}); "
+        f"{counts['predictions']:,} recorded predictions",
+        highlight=False,
+    )
+    if not quality.feedback:
+        return
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    out.print(
+        f"latest {quality.feedback:,}: top genre kept {share(quality.top_kept_share)}, "
+        f"precision {share(quality.precision)}, recall {share(quality.recall)}",
+        highlight=False,
+    )
+    table = Table(title="Per genre", title_justify="left")
+    for column in ("genre", "suggested", "chosen", "agreed", "precision", "recall"):
+        table.add_column(column, justify="left" if column == "genre" else "right")
+    for genre, g in sorted(quality.per_genre.items()):
+        table.add_row(
+            genre,
+            str(g.suggested),
+            str(g.chosen),
+            str(g.agreed),
+            share(g.precision),
+            share(g.recall),
+        )
+    out.print(table)
+
+
+@feedback_app.command("purge")
+@user_errors
+def feedback_purge(
+    before: Annotated[
+        str,
+        typer.Option(help="Delete what was stored before this: 2026-01-31, ...T12:00:00Z or 30d."),
+    ],
+    database: DatabaseOption = None,
+) -> None:
+    """Delete feedback and recorded predictions (the users' text) stored before a time.
+
+    Example: tgplus feedback purge --before 90d
+    """
+    from tgplus.feedback.export import parse_before
+
+    moment = parse_before(before)
+    with _feedback(database) as repository:
+        purged = repository.purge(moment)
+    out.print(
+        f"deleted {purged.feedback:,} feedback rows and {purged.predictions:,} recorded "
+        f"predictions stored before {moment.isoformat(timespec='seconds')}Z",
+        highlight=False,
+    )
+
+
 # -- models ------------------------------------------------------------------------------------
 
 ModelPathOption = Annotated[
@@ -382,6 +539,14 @@ def train(
             "(threshold chosen on the validation share).",
         ),
     ] = DEFAULT_TARGET_PRECISION,
+    feedback: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATABASE_URL",
+            help="Editors' feedback database: their genres override the files' for the same "
+            "film; new films are added.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train a model kind on movie files and save it with its metadata, atomically.
@@ -405,6 +570,7 @@ def train(
         progress=not as_json,
         partial_labels=partial_labels,
         target_precision=target_precision,
+        feedback=feedback,
     )
     rows = result.predictor.metadata["rows"]
     if as_json:
@@ -414,10 +580,17 @@ def train(
                 "kind": kind,
                 "seconds": round(result.seconds, 2),
                 "rows": rows,
+                "feedback": result.predictor.metadata.get("feedback"),
                 "metrics": result.metrics,
             }
         )
         return
+    if (used := result.predictor.metadata.get("feedback")) is not None:
+        out.print(
+            f"feedback: {used['rows']:,} answers, {used['films']:,} films: "
+            f"{used['overridden']:,} overrode a file's genres, {used['added']:,} added",
+            highlight=False,
+        )
     out.print(
         f"trained {kind} on {rows['train']:,} movies ({rows['validation']:,} validation, "
         f"{rows['test']:,} test) in {result.seconds:.1f} s -> {destination}",

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL_PATH = Path("data/model")
+DEFAULT_DATABASE_URL = "sqlite:///data/feedback.sqlite3"
 
 
 class Settings(BaseSettings):
@@ -68,3 +69,24 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser, as a JSON list "
         '(["https://a.example"]); none by default.',
     )
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="Feedback store: sqlite:///path or postgresql://user:pass@host/db.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for feedback, deletion and reload; unset: those are off (404).",
+    )
+    record_predictions: bool = Field(
+        default=False,
+        description="Store every served prediction (text included) under a short id.",
+    )
+    quality_window: int = Field(
+        default=1000, ge=1, description="Latest feedback rows the live quality metrics cover."
+    )
+
+    @field_validator("api_token")
+    @classmethod
+    def _blank_token_is_no_token(cls, token: SecretStr | None) -> SecretStr | None:
+        """An empty TGPLUS_API_TOKEN disables the guarded endpoints rather than opening them."""
+        return token if token is not None and token.get_secret_value().strip() else None

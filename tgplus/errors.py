@@ -20,3 +20,7 @@ class ModelError(TgplusError):
 
 class InputError(TgplusError):
     """A description or request to predict on is unusable (empty, too long)."""
+
+
+class StoreError(TgplusError):
+    """The feedback database cannot be reached, read or written (the API answers 503)."""

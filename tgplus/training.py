@@ -193,12 +193,15 @@ def train(
     model: GenreModel | None = None,
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
+    feedback: str | None = None,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
 
     `files` may hold directories (every movie file under them); None means
     every movie file under data/. `loading` says how to read them (without
     it: `source_format` and `languages`, the built-in genre mappings, movies only).
+    `feedback` is a feedback database URL: its editors' genres override the
+    files' genres for the same film, and films only they answered for are added.
     """
     if out is not None:
         check_destination(out)  # before minutes of training, not after
@@ -208,6 +211,13 @@ def train(
     started = time.perf_counter()
     table = loading.load(files)
     movies = require_movies(table, "train on")
+    feedback_record: dict[str, Any] | None = None
+    if feedback is not None:
+        from tgplus.feedback.corrections import apply_corrections, read_corrections
+
+        corrections = read_corrections(feedback, loading.taxonomy)
+        corrected = apply_corrections(movies, corrections)
+        movies, feedback_record = corrected.movies, corrected.metadata(corrections)
     parts = split_by_key(movies, split)
     if not parts.train:
         raise ModelError(
@@ -255,6 +265,8 @@ def train(
         "metrics": {"test": metrics},
         "versions": library_versions(model.kind),
     }
+    if feedback_record is not None:
+        predictor.metadata["feedback"] = feedback_record
     if out is not None:
         save_predictor(predictor, out)
     return TrainingResult(predictor, metrics, seconds, out)

@@ -9,9 +9,10 @@ This package imports the model and the settings only, never training code:
 
     schemas.py        request and response bodies
     observability.py  JSON log lines and Prometheus metrics, one per request
-    state.py          settings, metrics and the loaded model of one app
+    state.py          settings, metrics, the loaded model (and its reload), the feedback store
     errors.py         the status and JSON body for each error
     routes.py         the endpoints
+    editors.py        editors' endpoints (feedback, deletion, reload) and live quality metrics
     openapi.py        the schema, with the configured limits in it
 """
 
@@ -37,12 +38,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tgplus import __version__
+from tgplus.api.editors import router as editors_router
 from tgplus.api.errors import add_error_handlers
 from tgplus.api.guard import Guard, OptInCors
 from tgplus.api.observability import JsonLines, Metrics, RequestLog, configure_logging
 from tgplus.api.openapi import install_openapi
 from tgplus.api.routes import WEB, paths_without_get, router
-from tgplus.api.state import ServiceState, load_model
+from tgplus.api.state import ServiceState, reload_on_sighup
 from tgplus.config import Settings
 
 __all__ = ["JsonLines", "app", "create_app"]
@@ -57,8 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.settings = Settings()
         configure_logging(state.settings.log_level)
         state.limiter = anyio.CapacityLimiter(2)  # CPU-bound work: more threads only contend
-        await anyio.to_thread.run_sync(load_model, state)
-        yield
+        await state.reload()
+        await state.open_store()
+        with reload_on_sighup(state):
+            yield
+        if state.store is not None:
+            state.store.dispose()
 
     app = FastAPI(
         title="tgplus",
@@ -77,9 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     add_error_handlers(app)
     install_openapi(app, state)
-    # Last, as the routes themselves: their `GET /{description}` matches every path, and
-    # FastAPI's include_router wraps a router in a matcher that cost that catch-all route
-    # ~40 us a request (0.165, measured); the routes hold no per-app state.
+    # The routes themselves, not include_router: FastAPI's include_router wraps a router
+    # in a matcher that cost the catch-all route ~40 us a request (0.165, measured); the
+    # routes hold no per-app state. The editors' first; `router` last, as its
+    # `GET /{description}` matches every path.
+    app.router.routes.extend(editors_router.routes)
     app.router.routes.extend(router.routes)
     state.paths_without_get = paths_without_get(app.routes)
     return app

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Mount
 from starlette.types import Send
 
-from tgplus.errors import InputError, ModelError
+from tgplus.errors import InputError, ModelError, StoreError
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _HIGH_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")  # a byte >= 0x80: UTF-8 to check
@@ -140,13 +140,15 @@ async def _input_error(request: Request, error: Exception) -> JSONResponse:
     return error_response(status, str(error))
 
 
-async def _model_error(request: Request, error: Exception) -> JSONResponse:
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
     return error_response(503, str(error))
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Bad input is a 4xx saying what was wrong; an unusable model is a 503; all one shape."""
+    """Bad input is a 4xx saying what was wrong; an unusable model or database is a 503;
+    all one shape."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(InputError, _input_error)
-    app.add_exception_handler(ModelError, _model_error)
+    app.add_exception_handler(ModelError, _unavailable)
+    app.add_exception_handler(StoreError, _unavailable)

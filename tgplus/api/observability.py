@@ -11,10 +11,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tgplus.errors import StoreError
+from tgplus.feedback import FeedbackRepository, FeedbackStore, Quality
+
 log = logging.getLogger("tgplus.api")
+QUALITY_CACHE_SECONDS = 5.0
 
 
 @dataclass
@@ -41,6 +46,94 @@ class Metrics:
         self.model_loaded = Gauge(
             "tgplus_model_loaded", "1 when a model is loaded and serving.", registry=self.registry
         )
+
+
+class EditorMetrics:
+    """Feedback and reload counters, and quality gauges refreshed from the database."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.feedback = Counter(
+            "tgplus_feedback_received",
+            "Feedback answers received by this process, stored or duplicate.",
+            ["result"],
+            registry=registry,
+        )
+        self.loads = Counter(
+            "tgplus_model_loads",
+            "Model loads by this process (startup, reload, SIGHUP).",
+            ["result"],
+            registry=registry,
+        )
+        self.store_up = Gauge(
+            "tgplus_feedback_store_up",
+            "1 when the feedback database answered the last metrics scrape.",
+            registry=registry,
+        )
+        self.rows = Gauge(
+            "tgplus_feedback_window_rows",
+            "Feedback rows the quality figures cover (the latest TGPLUS_QUALITY_WINDOW).",
+            registry=registry,
+        )
+        self.top_kept = Gauge(
+            "tgplus_feedback_top_genre_kept_ratio",
+            "Share of feedback where the editor kept the model's top genre.",
+            registry=registry,
+        )
+        self.precision = Gauge(
+            "tgplus_feedback_precision",
+            "Suggested genres the editors kept, over all suggested (micro-averaged).",
+            registry=registry,
+        )
+        self.recall = Gauge(
+            "tgplus_feedback_recall",
+            "Editors' genres the model had suggested, over all editors' genres (micro-averaged).",
+            registry=registry,
+        )
+        self.genre_precision = Gauge(
+            "tgplus_feedback_genre_precision",
+            "Per genre: suggestions the editors kept, over suggestions.",
+            ["genre"],
+            registry=registry,
+        )
+        self.genre_recall = Gauge(
+            "tgplus_feedback_genre_recall",
+            "Per genre: editors' choices the model had suggested, over editors' choices.",
+            ["genre"],
+            registry=registry,
+        )
+        self._refreshed = -QUALITY_CACHE_SECONDS  # the first scrape reads the database
+
+    async def refresh(self, store: FeedbackStore | None, window: int) -> None:
+        """Read the quality over the latest `window` feedback (at most every few seconds)."""
+        if store is None or time.monotonic() - self._refreshed < QUALITY_CACHE_SECONDS:
+            return
+
+        def read() -> Quality:
+            with store.session() as session:
+                return FeedbackRepository(store, session).quality(window)
+
+        try:
+            quality = await anyio.to_thread.run_sync(read)
+        except StoreError as error:
+            self.store_up.set(0)
+            log.warning({"event": "quality_not_read", "error": str(error)})
+            return
+        self._refreshed = time.monotonic()
+        self.store_up.set(1)
+        self.rows.set(quality.feedback)
+        for gauge, value in (
+            (self.top_kept, quality.top_kept_share),
+            (self.precision, quality.precision),
+            (self.recall, quality.recall),
+        ):
+            gauge.set(float("nan") if value is None else value)
+        self.genre_precision.clear()
+        self.genre_recall.clear()
+        for genre, figures in quality.per_genre.items():
+            if figures.precision is not None:
+                self.genre_precision.labels(genre).set(figures.precision)
+            if figures.recall is not None:
+                self.genre_recall.labels(genre).set(figures.recall)
 
 
 class JsonLines(logging.Formatter):

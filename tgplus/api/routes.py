@@ -15,6 +15,7 @@ from prometheus_client import generate_latest
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
+from tgplus.api.editors import record_predictions
 from tgplus.api.errors import CATCH_ALL, TooMuchInput, allow_header, strict_unquote
 from tgplus.api.schemas import (
     NOT_BLANK,
@@ -65,7 +66,7 @@ async def predict_one(
 ) -> JSONResponse:
     request.state.description_chars = len(description)
     state = service(request)
-    predictor = state.require_predictor()
+    predictor, model_id = state.require_predictor(), state.model_id or ""
     limit = state.settings.max_description_chars
     prediction = await state.run(
         predictor,
@@ -80,7 +81,12 @@ async def predict_one(
         ),
     )
     state.metrics.predictions.inc()
-    return JSONResponse(prediction.as_dict())
+    body = prediction.as_dict()
+    if state.settings.record_predictions:
+        ids = await record_predictions(state, model_id, [(description, title, prediction)])
+        if ids:
+            body["prediction_id"] = ids[0]
+    return JSONResponse(body)
 
 
 @router.get("/", include_in_schema=False)
@@ -117,9 +123,12 @@ async def ready(request: Request) -> Health | JSONResponse:
 @router.get("/model", response_model=ModelOut, tags=["model"], responses=ANY_ERROR)
 async def model_info(request: Request) -> ModelOut:
     """The loaded model's metadata: kind, genres, thresholds, metrics, training data."""
-    predictor = service(request).require_predictor()
+    state = service(request)
+    predictor = state.require_predictor()
     meta = predictor.metadata
     return ModelOut(
+        id=state.model_id or "",
+        loaded_at=state.loaded_at or "",
         kind=predictor.kind,
         genres=list(predictor.genres),
         thresholds=[float(t) for t in predictor.thresholds],
@@ -140,9 +149,10 @@ async def model_info(request: Request) -> ModelOut:
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["health"], responses=ANY_ERROR)
 async def prometheus(request: Request) -> Response:
-    """Prometheus metrics: requests, latency, predictions, model state."""
-    registry = service(request).metrics.registry
-    return PlainTextResponse(generate_latest(registry), media_type=METRICS_TYPE)
+    """Prometheus metrics: requests, latency, predictions, model state, editors' verdicts."""
+    state = service(request)
+    await state.editor_metrics.refresh(state.store, state.settings.quality_window)
+    return PlainTextResponse(generate_latest(state.metrics.registry), media_type=METRICS_TYPE)
 
 
 @router.get("/predict", response_model=PredictionOut, tags=["predict"], responses=ERRORS)
@@ -203,7 +213,7 @@ async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
     descriptions = [i if isinstance(i, str) else i.description for i in items]
     titles = ["" if isinstance(i, str) else i.title for i in items]
     request.state.description_chars = sum(map(len, descriptions))
-    predictor = state.require_predictor()
+    predictor, model_id = state.require_predictor(), state.model_id or ""
     limit = state.settings.max_description_chars
     predictions = await state.run(
         predictor,
@@ -218,7 +228,13 @@ async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
         ),
     )
     state.metrics.predictions.inc(len(items))
-    return JSONResponse({"predictions": [p.as_dict() for p in predictions]})
+    answers = [p.as_dict() for p in predictions]
+    if state.settings.record_predictions:
+        served = list(zip(descriptions, titles, predictions, strict=True))
+        ids = await record_predictions(state, model_id, served)
+        for answer, prediction_id in zip(answers, ids or [], strict=False):
+            answer["prediction_id"] = prediction_id
+    return JSONResponse({"predictions": answers})
 
 
 @router.options("/{path:path}", include_in_schema=False)

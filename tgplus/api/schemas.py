@@ -6,6 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
+from tgplus.feedback.models import EDITOR_MAX_CHARS, NOTE_MAX_CHARS, PREDICTION_ID_CHARS
+
+MAX_GENRES = 100
+
 
 def _not_blank(value: str) -> str:
     if not value.strip():
@@ -50,6 +54,9 @@ class PredictionOut(BaseModel):
         None,
         description="With explain=true: exact (every part of the model), exact-parts-only "
         "(the embedding parts of `accurate` not attributed) or none.",
+    )
+    prediction_id: str | None = Field(
+        None, description="With TGPLUS_RECORD_PREDICTIONS: the stored prediction's short id."
     )
 
 
@@ -139,6 +146,8 @@ class ErrorOut(BaseModel):
 
 
 class ModelOut(BaseModel):
+    id: str = Field(description="The model's id: the metadata_sha256 its metadata.json carries.")
+    loaded_at: str = Field(description="When this process loaded the model (UTC).")
     kind: str
     genres: list[str]
     thresholds: list[float]
@@ -163,3 +172,58 @@ class NotReady(ErrorOut):
     """/health/ready while the model is not loaded: the error shape, plus the status."""
 
     status: str = "not ready"
+
+
+# -- editors: feedback, deletion, reload ----------------------------------------------------
+
+
+class FeedbackIn(BaseModel):
+    """An editor's answer: the genres that are right for a description."""
+
+    description: str | None = Field(
+        None,
+        description="The movie's plot (may be left out with prediction_id: the recorded text).",
+        examples=["A detective hunts a serial killer."],
+    )
+    title: str | None = Field(None, description="The movie's title, if known.")
+    suggested: list[str] | None = Field(
+        None,
+        max_length=MAX_GENRES,
+        description="The genres the model suggested, best first (or give prediction_id).",
+    )
+    prediction_id: str | None = Field(
+        None,
+        max_length=PREDICTION_ID_CHARS,
+        description="The id of a recorded prediction; its text and genres are used.",
+    )
+    genres: list[str] = Field(
+        min_length=1,
+        max_length=MAX_GENRES,
+        description="The genres the editor says are right.",
+        examples=[["Crime"]],
+    )
+    editor: str = Field("", max_length=EDITOR_MAX_CHARS, description="Who answered.")
+    note: str = Field("", max_length=NOTE_MAX_CHARS, description="Anything else to say.")
+
+    @field_validator("genres", "suggested")
+    @classmethod
+    def _distinct(cls, genres: list[str] | None) -> list[str] | None:
+        return None if genres is None else list(dict.fromkeys(g.strip() for g in genres))
+
+
+class FeedbackOut(BaseModel):
+    id: int = Field(description="The stored feedback's id (DELETE /feedback/{id} removes it).")
+    created: bool = Field(
+        description="False when the same answer was sent less than a minute ago: stored once."
+    )
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+class ReloadOut(BaseModel):
+    id: str = Field(description="The served model's id: the metadata_sha256 of its metadata.json.")
+    kind: str
+    loaded_at: str
+    previous: str | None = Field(description="The id of the model served before.")

@@ -14,6 +14,7 @@ let genreCount = 20;
 let sent = { title: "", description: "" };
 let explanations = new Map(); // genre -> [{text, start, end, weight, field}]
 let selected = null; // the genre whose bar was clicked (its words stay highlighted)
+let modelGenres = [];
 
 function showError(message) {
   errorBox.textContent = message;
@@ -136,6 +137,7 @@ form.addEventListener("submit", async (event) => {
     }
     sent = { title, description };
     draw(body);
+    offerCorrection(body, description, form.title.value.trim());
   } catch (error) {
     showError("Could not reach the server; is it running?");
   } finally {
@@ -147,9 +149,91 @@ fetch("/model")
   .then((response) => (response.ok ? response.json() : Promise.reject(response)))
   .then((model) => {
     genreCount = Math.min(model.genres.length, 20);
+    modelGenres = model.genres;
     document.getElementById("model-info").textContent =
       `model: ${model.kind}, ${model.genres.length} genres`;
   })
   .catch(() => {
     document.getElementById("model-info").textContent = "model not loaded";
   });
+
+// -- Editors: tick the right genres and send them as feedback ------------------------------------
+// Kept apart from the prediction code above: it only reads the last prediction.
+
+const correct = document.getElementById("correct");
+const feedbackForm = document.getElementById("feedback-form");
+const choices = document.getElementById("genre-choices");
+const feedbackStatus = document.getElementById("feedback-status");
+const sendButton = document.getElementById("send-feedback");
+let lastPrediction = null;
+
+feedbackForm.editor.value = localStorage.getItem("tgplus-editor") || "";
+feedbackForm.token.value = sessionStorage.getItem("tgplus-token") || "";
+
+function offerCorrection(prediction, description, title) {
+  lastPrediction = { prediction, description, title };
+  for (const old of choices.querySelectorAll("label")) old.remove();
+  const genres = modelGenres.length ? modelGenres : prediction.top.map((s) => s.genre);
+  for (const genre of genres) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.name = "genre";
+    box.value = genre;
+    box.checked = prediction.genres.includes(genre);
+    label.append(box, document.createTextNode(genre));
+    choices.append(label);
+  }
+  showFeedbackStatus("", false);
+  correct.hidden = false;
+}
+
+function showFeedbackStatus(message, failed) {
+  feedbackStatus.textContent = message;
+  feedbackStatus.className = failed ? "failed" : "";
+}
+
+feedbackForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!lastPrediction) return;
+  const genres = [...choices.querySelectorAll("input:checked")].map((box) => box.value);
+  if (!genres.length) {
+    showFeedbackStatus("Tick at least one genre.", true);
+    return;
+  }
+  const token = feedbackForm.token.value.trim();
+  if (!token) {
+    showFeedbackStatus("Type your editor token first.", true);
+    feedbackForm.token.focus();
+    return;
+  }
+  const editor = feedbackForm.editor.value.trim();
+  localStorage.setItem("tgplus-editor", editor);
+  sessionStorage.setItem("tgplus-token", token);
+  const { prediction, description, title } = lastPrediction;
+  const body = { description, title, suggested: prediction.genres, genres, editor };
+  if (prediction.prediction_id) body.prediction_id = prediction.prediction_id;
+  sendButton.disabled = true;
+  try {
+    const response = await fetch("/feedback", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => null);
+    if (response.ok) {
+      const what = answer.created ? "Saved" : "Already saved";
+      showFeedbackStatus(`${what} as feedback #${answer.id}: ${genres.join(", ")}.`, false);
+    } else if (response.status === 404) {
+      showFeedbackStatus("This server takes no feedback (it has no editor token set).", true);
+    } else if (response.status === 401 || response.status === 403) {
+      showFeedbackStatus("The editor token is wrong.", true);
+    } else {
+      showFeedbackStatus(detailOf(answer, response.status), true);
+    }
+  } catch (error) {
+    showFeedbackStatus("Could not reach the server; is it running?", true);
+  } finally {
+    sendButton.disabled = false;
+  }
+});

@@ -1,0 +1,101 @@
+"""Editors' answers back into training: overriding a file's genres, adding films, counting."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import run
+from tgplus.data import load_movies
+from tgplus.data.genres import DEFAULT_TAXONOMY
+from tgplus.feedback import FeedbackRepository, FeedbackStore, NewFeedback
+from tgplus.feedback.corrections import apply_corrections, read_corrections
+from tgplus.feedback.models import utc_now
+
+NEW_FILM = "An old lighthouse keeper teaches a stray dog to sail across the northern sea."
+
+
+def train_majority(data: Path, out: Path, feedback: str, *more: str) -> tuple[int, str, str]:
+    """`tgplus train` of the quick majority kind on `data` with the feedback at `feedback`."""
+    return run(
+        "train", "--data", data, "--kind", "majority", "--out", out, "--feedback", feedback, *more
+    )
+
+
+@pytest.fixture
+def answered(database_url: str, small_data: Path) -> str:
+    """Answers for the first film of `small_data` (twice) and for a film no file holds."""
+    film = load_movies([small_data]).movies[0]
+    store = FeedbackStore(database_url)
+    store.upgrade()
+    answers = [
+        # the older answer, then the latest, in other spacing and case: the same film
+        (film.overview, ("Comedy",), timedelta(hours=2)),
+        ("  " + film.overview.upper().replace(" ", "  ") + " ", ("Western",), timedelta(0)),
+        (NEW_FILM, ("Family", "Adventure"), timedelta(0)),
+        ("A plot whose genres no taxonomy knows.", ("Noir",), timedelta(0)),
+    ]
+    with store.session() as session:
+        repository = FeedbackRepository(store, session)
+        for description, genres, age in answers:
+            item = NewFeedback(description=description, genres=genres, suggested=("Drama",))
+            repository.add_feedback(item, now=utc_now() - age)
+    store.dispose()
+    return database_url
+
+
+def test_the_latest_answer_overrides_a_films_genres_and_new_films_are_added(
+    answered: str, small_data: Path
+) -> None:
+    movies = load_movies([small_data]).movies
+    corrections = read_corrections(answered, DEFAULT_TAXONOMY)
+    assert corrections.rows == 4
+    assert dict(corrections.skipped) == {
+        "older answer for the same film": 1,
+        "no genre in the taxonomy": 1,
+    }
+    corrected = apply_corrections(movies, corrections)
+    assert (corrected.overridden, corrected.added) == (1, 1)
+    assert len(corrected.movies) == len(movies) + 1
+    first = corrected.movies[0]
+    assert (first.id, first.title, first.overview) == (
+        movies[0].id,
+        movies[0].title,
+        movies[0].overview,
+    )
+    assert first.genres == ("Western",)
+    assert first.known is None  # the editor saw every genre
+    assert first.sources == (*movies[0].sources, corrections.source)
+    assert corrected.movies[1:-1] == movies[1:]
+    added = corrected.movies[-1]
+    assert (added.overview, added.genres) == (NEW_FILM, ("Family", "Adventure"))
+
+
+def test_train_with_feedback_counts_what_it_used(
+    answered: str, small_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "model"
+    code, stdout, _ = train_majority(small_data, out, answered, "--json")
+    assert code == 0
+    result = json.loads(stdout)
+    assert result["feedback"]["rows"] == 4
+    assert result["feedback"]["films"] == 2
+    assert (result["feedback"]["overridden"], result["feedback"]["added"]) == (1, 1)
+    rows = result["rows"]
+    assert rows["train"] + rows["validation"] + rows["test"] == rows["kept"] + 1
+    saved = json.loads((out / "metadata.json").read_text())
+    assert saved["feedback"] == result["feedback"]
+    assert "hunter2" not in saved["feedback"]["database"]
+
+
+def test_train_with_an_unreachable_feedback_database_fails_before_training(
+    small_data: Path, tmp_path: Path, postgres_down_url: str
+) -> None:
+    code, _, stderr = train_majority(small_data, tmp_path / "m", postgres_down_url)
+    assert code == 2
+    assert "is unavailable" in stderr
+    assert "hunter2" not in stderr
+    assert not (tmp_path / "m").exists()
