@@ -96,11 +96,12 @@ bundle: $(PIECES_STAMP) ## Rebuild the model shipped in tgplus/bundled from ever
 build: $(DEV_STAMP) ## Build the wheel and sdist into dist/
 	$(BIN)/python -m build --no-isolation --outdir dist .
 
-bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, the HTTP service, batch scoring
+bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, the HTTP service, batch scoring, trust (explanations, calibration)
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/catalogues.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/batch.py $(addprefix --data ,$(DATA))
+	$(BIN)/python bench/trust.py $(addprefix --data ,$(DATA))
 
 bench-feedback: $(DEV_STAMP) ## Feedback writers on SQLite and PostgreSQL, reload under load (needs wrk, postgresql)
 	$(BIN)/python bench/feedback.py $(addprefix --data ,$(DATA))

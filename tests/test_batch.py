@@ -143,7 +143,7 @@ def test_stdout_is_csv_with_a_summary_on_stderr(fast_model: Path, tmp_path: Path
     source.write_text(f'id,overview\ns1,"{CRIME}"\n', encoding="utf-8")
     code, stdout, stderr = run("predict", "--model", fast_model, "--input", source)
     assert code == 0
-    assert stdout.splitlines()[0] == "id,predicted_genre,predicted_genres,skip_reason"
+    assert stdout.splitlines()[0] == "id,predicted_genre,predicted_genres,skip_reason,confidence"
     assert stdout.splitlines()[1].startswith('"s1","Crime"')
     assert "scored 1 of 1 rows -> stdout" in stderr
 

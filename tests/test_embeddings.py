@@ -74,6 +74,14 @@ def test_embedding_kinds_train_save_load_and_predict(
     np.testing.assert_allclose(batch, result.predictor.scores([CRIME, HORROR]), atol=1e-5)
     np.testing.assert_allclose(loaded.model.predict_proba_one(CRIME), batch[0], atol=1e-5)
     assert loaded.predict_one(HORROR).genre in loaded.genres
+    # explanations: the light scorers of `accurate` exactly, nothing for the neighbours alone
+    explained = loaded.predict_one(CRIME, explain=True)
+    assert (
+        explained.explanation_method == {"accurate": "exact-parts-only", "seed-knn": "none"}[kind]
+    )
+    words = [word for entry in explained.top for word in entry.explanation or ()]
+    assert bool(words) == (kind == "accurate")
+    assert all(CRIME[word.start : word.end] == word.text for word in words)
 
 
 def test_wordpiece_matches_the_tokenizers_library_on_real_data(

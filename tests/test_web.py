@@ -139,3 +139,40 @@ def test_the_docs_render_their_operations_offline(server: str, browser: object) 
     expect(page.get_by_text("Tag many descriptions at once").first).to_be_visible()
     assert elsewhere == []
     page.close()
+
+
+def test_pointing_at_a_bar_highlights_its_words(server: str, browser: object) -> None:
+    from playwright.sync_api import Browser, expect
+
+    assert isinstance(browser, Browser)
+    page = browser.new_page()
+    page.goto(server)
+    expect(page.get_by_text("model: fast")).to_be_visible()
+    # emoji (two UTF-16 units each) and a combining accent before the words: the
+    # server's offsets count code points, and the page must place them the same way
+    description = "🎬👩‍👩‍👧 Cafe\u0301 noir: a gangster and a detective after a bank robbery."
+    page.get_by_label("Title").fill("Heat 🔥")
+    page.get_by_label("Description").fill(description)
+    page.get_by_role("button", name="Predict genres").click()
+    crime = page.locator('#bars li[data-genre="Crime"]')
+    expect(crime).to_be_visible()
+    marks = page.locator("#explained-description mark")
+    assert marks.count() == 0  # nothing highlighted until a bar is pointed at
+    crime.hover()
+    expect(page.locator("#explained-hint")).to_contain_text("Words behind Crime")
+    highlighted = marks.all_text_contents()
+    assert {"gangster", "detective", "bank", "robbery"} <= set(highlighted)
+    assert all(word in description for word in highlighted)
+    assert page.locator("#explained-description mark.up", has_text="gangster").count() == 1
+    assert page.locator("#explained-title mark").all_text_contents() == ["Heat"]
+    # the description around the marks is intact
+    assert page.locator("#explained-description").text_content() == description
+    # selecting keeps the words after the pointer leaves; selecting again clears them
+    crime.click()
+    page.mouse.move(0, 0)
+    expect(crime).to_have_attribute("aria-pressed", "true")
+    assert "gangster" in marks.all_text_contents()
+    crime.click()
+    page.mouse.move(0, 0)
+    expect(marks).to_have_count(0)
+    page.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tgplus.catalogue import (
     CatalogueReader,
@@ -39,6 +40,8 @@ from tgplus.errors import DataError, InputError
 from tgplus.files import atomic_file
 from tgplus.models import Predictor
 from tgplus.scoring import (
+    CONFIDENCE,
+    SKIP_REASON,
     Columns,
     check_output_names,
     choose_columns,
@@ -154,6 +157,24 @@ def _part_path(work: Path, number: int, sink: Sink) -> Path:
     return work / f"part-{number:06d}.{sink.name}.{sink.format.value}"
 
 
+def review_sink(predictor: Predictor, target: Path) -> Sink:
+    """A side output of the scored rows whose top genre is not `confident` (its confidence
+    below the threshold chosen on validation for the model's target precision)."""
+    if predictor.calibration is None:
+        raise InputError(
+            "this model was saved without calibration, so it cannot tell confident rows from "
+            "the rest; retrain it with this version of tgplus to use --review"
+        )
+    threshold = predictor.calibration.threshold
+
+    def unconfident(table: pa.Table) -> pa.Table:
+        scored = pc.is_null(table.column(SKIP_REASON))
+        below = pc.less(table.column(CONFIDENCE), pa.scalar(threshold, pa.float32()))
+        return table.filter(pc.and_(scored, below))
+
+    return Sink("review", target, format_of(target), select=unconfident)
+
+
 def score_file(
     predictor: Predictor,
     source: Path,
@@ -167,11 +188,13 @@ def score_file(
     chunk_rows: int = CHUNK_ROWS,
     progress: Progress | None = None,
     extra_sinks: Sequence[Sink] = (),
+    review: Path | None = None,
 ) -> ScoringReport:
     """Score every row of `source` into `output` (format by suffix; None: CSV on stdout).
 
     `text`, `title` and `keep` name input columns (defaults: see
-    `choose_columns`). Raises DataError naming the file and row when the input
+    `choose_columns`). With `review`, the scored rows that are not confident
+    are also written there (`review_sink`). Raises DataError naming the file and row when the input
     cannot be read further, InputError for a bad choice of columns or files.
     """
     started = time.perf_counter()
@@ -181,6 +204,12 @@ def score_file(
             raise InputError(f"{output}: the output would replace the input; choose another name")
     elif resume:
         raise InputError("--resume needs --output: a run on stdout cannot be continued")
+    if review is not None:
+        if output is None:
+            raise InputError("--review needs --output: the review file sits beside an output")
+        if review.resolve() in (output.resolve(), source.resolve()):
+            raise InputError(f"{review}: the review file must differ from the input and output")
+        extra_sinks = [*extra_sinks, review_sink(predictor, review)]
     reader = open_catalogue(source)
     try:
         columns = choose_columns(reader.columns, str(source), text=text, title=title, keep=keep)

@@ -30,7 +30,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from tgplus.errors import DataError, InputError
-from tgplus.scoring import GENRE, GENRES, SCORE_PREFIX, SKIP_REASON, Columns
+from tgplus.scoring import CONFIDENCE, GENRE, GENRES, SCORE_PREFIX, SKIP_REASON, Columns
 
 # An unterminated quote makes the csv module read the rest of the file into one
 # field; a limit far above any real description turns that into an error we report.
@@ -415,7 +415,7 @@ def for_text_file(table: pa.Table) -> pa.Table:
         column = table.column(name)
         if name == GENRES:
             column = pc.binary_join(column, "|")
-        elif name.startswith(SCORE_PREFIX):
+        elif name.startswith(SCORE_PREFIX) or name == CONFIDENCE:
             column = pc.round(column, SCORE_DIGITS)
         arrays.append(column)
     return pa.table(arrays, names=table.column_names)
@@ -437,7 +437,10 @@ def write_jsonl(table: pa.Table, stream: IO[str]) -> None:
     plain = [name for name in names if name not in score_names]
     columns = {name: table.column(name).to_pylist() for name in names}
     for row in range(table.num_rows):
-        record = {name: columns[name][row] for name in plain}
+        record = {
+            name: _round(columns[name][row]) if name == CONFIDENCE else columns[name][row]
+            for name in plain
+        }
         if score_names:
             record["scores"] = {
                 name[len(SCORE_PREFIX) :]: _round(columns[name][row]) for name in score_names
@@ -511,6 +514,7 @@ def output_schema(kept: pa.Schema, genres: Sequence[str], with_scores: bool) -> 
         pa.field(GENRE, pa.string()),
         pa.field(GENRES, pa.list_(pa.string())),
         pa.field(SKIP_REASON, pa.string()),
+        pa.field(CONFIDENCE, pa.float32()),
     ]
     if with_scores:
         fields += [pa.field(SCORE_PREFIX + genre, pa.float32()) for genre in genres]

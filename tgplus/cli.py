@@ -35,6 +35,7 @@ from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
 from tgplus.models.bundled import BUNDLED_MODEL, DEFAULT_KEEP_TERMS, ModelLocation, locate_model
+from tgplus.models.calibration import DEFAULT_TARGET_PRECISION
 
 if TYPE_CHECKING:
     from tgplus.feedback import FeedbackRepository, FeedbackStore
@@ -592,6 +593,15 @@ def train(
     encoder: Annotated[
         str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
     ] = "all-MiniLM-L6-v2",
+    target_precision: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=0.99,
+            help="Precision of the top genre that `confident` predictions should reach "
+            "(threshold chosen on the validation share).",
+        ),
+    ] = DEFAULT_TARGET_PRECISION,
     feedback: Annotated[
         str | None,
         typer.Option(
@@ -624,6 +634,7 @@ def train(
         encoder=encoder,
         progress=not as_json,
         partial_labels=partial_labels,
+        target_precision=target_precision,
         feedback=feedback,
     )
     rows = result.predictor.metadata["rows"]
@@ -887,11 +898,29 @@ def predict(
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="--engine local: rows read, scored and written at a time.")
     ] = 16_384,
+    review: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --input (--engine local): also write the rows whose top genre is not "
+            "confident to this file, for a person to check.",
+        ),
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show the words behind each top genre.")
+    ] = False,
+    recall_target: Annotated[
+        float | None,
+        typer.Option(
+            help="Also give the genre set expected to hold this share of the movie's genres "
+            "(between 0 and 1, e.g. 0.9).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Tag descriptions with genres, or score a whole catalogue file in batch.
 
     Examples: tgplus predict "A mob boss's son takes over the family business."
+              tgplus predict --explain --recall-target 0.9 "A heist goes wrong."
               tgplus predict --input catalogue.csv --output genres.parquet
               tgplus predict --input 'lake/*.parquet' --output genres/ --engine dask --workers 4
     """
@@ -920,6 +949,10 @@ def predict(
             raise TgplusError(
                 "--resume is for --engine local; Dask retries failed partitions itself"
             )
+        if review is not None:
+            raise TgplusError(
+                "--review is for --engine local; with Dask, filter the output on `confidence`"
+            )
         report = score_with_dask(
             _model_path(model), input_file, output, scheduler=scheduler, workers=workers, **choice
         )
@@ -942,6 +975,7 @@ def predict(
                 resume=resume,
                 chunk_rows=chunk_rows,
                 progress=bar,
+                review=review,
                 **choice,
             )
         except Interrupted as stop:
@@ -954,18 +988,40 @@ def predict(
         return
     assert descriptions is not None
     titles = [title] * len(descriptions) if title else None
-    predictions = predictor.predict(descriptions, titles, top_k=top_k)
+    predictions = predictor.predict(
+        descriptions, titles, top_k=top_k, explain=explain, recall_target=recall_target
+    )
     if as_json:
         print_json([p.as_dict(digits=4) for p in predictions])
         return
     for description, prediction in zip(descriptions, predictions, strict=True):
         top = ", ".join(f"{s.genre} {s.score:.2f}" for s in prediction.top)
         short = description if len(description) <= 60 else description[:57] + "..."
+        trust = {True: "confident", False: "unsure", None: "uncalibrated"}[prediction.confident]
         out.print(
-            f"{prediction.genre:<16} [{', '.join(prediction.genres)}]  top: {top}  <- {short}",
+            f"{prediction.genre:<16} [{', '.join(prediction.genres)}]  top: {top}  "
+            f"({trust} {prediction.confidence:.2f})  <- {short}",
             markup=False,
             highlight=False,
         )
+        if prediction.genre_set is not None:
+            out.print(
+                f"  genres for recall {recall_target}: {', '.join(prediction.genre_set)}",
+                markup=False,
+                highlight=False,
+            )
+        for entry in prediction.top if explain else ():
+            words = ", ".join(
+                f"{w.text} {w.weight:+.3f}" + (" (title)" if w.field == "title" else "")
+                for w in entry.explanation or ()
+            )
+            out.print(
+                f"  {entry.genre}: {words or 'no known words'}", markup=False, highlight=False
+            )
+        if explain and prediction.explanation_method != "exact":
+            out.print(
+                f"  (explanations: {prediction.explanation_method})", markup=False, highlight=False
+            )
 
 
 @app.command()

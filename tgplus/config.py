@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(
         default=256, ge=1, description="Most descriptions in one batch request."
     )
+    max_explain_batch_size: int = Field(
+        default=32, ge=1, description="Most descriptions in one batch request with explain=true."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Logging level: debug, info, warning, error."
     )

@@ -55,6 +55,8 @@ class Evaluation:
     by_source: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The headline figures on the movies of each source file (a movie counts for
     the first file that holds it)."""
+    trust: dict[str, Any] = field(default_factory=dict)
+    """Calibration per genre, risk-coverage, recall control, mistakes and confusions."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class Evaluation:
             "by_source": self.by_source,
             "unseen_genres": self.unseen_genres,
             "reliability": self.reliability,
+            **self.trust,
             "training_seconds": self.training_seconds,
             "notes": self.notes,
         }
@@ -134,6 +137,7 @@ def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
         training_seconds=predictor.metadata.get("training_seconds"),
         notes=notes,
         by_source=by_source(predictor, movies) if len({m.source for m in movies}) > 1 else {},
+        trust=measured.trust,
     )
 
 
@@ -307,6 +311,103 @@ def _plot_reliability(evaluations: Sequence[Evaluation], path: Path) -> None:
     _save(figure, path)
 
 
+def _plot_risk_coverage(evaluations: Sequence[Evaluation], path: Path) -> None:
+    figure, axis = _pyplot().subplots(figsize=(6, 4.5))
+    for evaluation in evaluations:
+        curve = evaluation.trust.get("risk_coverage", {})
+        if curve.get("coverage"):
+            axis.plot(curve["coverage"], curve["hit_at_1"], label=evaluation.kind)
+    axis.set_xlabel("share of movies answered (most confident first)")
+    axis.set_ylabel("hit@1 of the movies answered")
+    axis.set_xlim(1, 0)
+    axis.set_title("Risk-coverage: answering only the confident movies")
+    axis.legend(loc="lower right")
+    _save(figure, path)
+
+
+def trust_lines(main: Evaluation) -> list[str]:
+    """The report's sections on calibration, abstention, recall sets, mistakes and sources."""
+    trust = main.trust
+    lines = [
+        f"Expected calibration error over every (movie, genre) pair: "
+        f"{main.reliability.get('expected_calibration_error', 0.0):.4f}"
+        + ("" if trust.get("calibrated") else " (this model is not calibrated)."),
+        "",
+        "| genre | ECE |",
+        "|---|---|",
+        *(
+            f"| {genre} | {error:.4f} |"
+            for genre, error in sorted(
+                trust.get("calibration_error_per_genre", {}).items(), key=lambda kv: -kv[1]
+            )
+        ),
+        "",
+        "## Abstention",
+        "",
+        "![Risk-coverage curve](risk_coverage.png)",
+        "",
+        "| share answered | hit@1 |",
+        "|---|---|",
+        *(
+            f"| {coverage} | {hit:.3f} |"
+            for coverage, hit in trust.get("risk_coverage", {}).get("table", {}).items()
+        ),
+        "",
+    ]
+    confident = trust.get("confident")
+    if confident:
+        hit = confident["hit_at_1"]
+        lines += [
+            f"`confident` (confidence >= {confident['threshold']:.3f}, chosen on validation for "
+            f"a top-genre precision of {confident['target_precision']}): "
+            f"{confident['share']:.1%} of these movies, hit@1 "
+            + (f"{hit:.3f}." if hit is not None else "- (none)."),
+            "",
+        ]
+    recall = trust.get("recall_control", {})
+    if recall:
+        lines += [
+            "## Genre sets with a recall target",
+            "",
+            "| target | achieved recall | mean set size |",
+            "|---|---|---|",
+            *(
+                f"| {target} | {v['achieved_recall']:.3f} | {v['mean_set_size']:.2f} |"
+                for target, v in recall.items()
+            ),
+            "",
+        ]
+    lines += [
+        "## The 20 most confident mistakes",
+        "",
+        "| title | description | predicted | confidence | true genres |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {_cell(m['title'])} | {_cell(m['description'])}... | {m['predicted']} | "
+            f"{m['confidence']:.3f} | {', '.join(m['true'])} |"
+            for m in trust.get("confident_mistakes", [])
+        ),
+        "",
+        "## Genres most often added wrongly",
+        "",
+        "A movie of the first genre tagged with the second, which it does not have.",
+        "",
+        "| true genre | wrongly added | movies | share of the true genre's movies |",
+        "|---|---|---|---|",
+        *(
+            f"| {p['true']} | {p['added']} | {p['movies']} | {p['share_of_true']:.1%} |"
+            for p in trust.get("confused_pairs", [])
+        ),
+        "",
+    ]
+    return lines
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def comparison_rows(evaluations: Sequence[Evaluation]) -> list[dict[str, Any]]:
     return [
         {
@@ -325,6 +426,7 @@ def write_report(
     directory.mkdir(parents=True, exist_ok=True)
     _plot_per_genre_f1(evaluations, directory / "per_genre_f1.png")
     _plot_reliability(evaluations, directory / "reliability.png")
+    _plot_risk_coverage(evaluations, directory / "risk_coverage.png")
     main = evaluations[0]
     lines = [f"# {title}", "", *[f"- {line}" for line in context], ""]
     lines += [
@@ -379,6 +481,7 @@ def write_report(
         "",
         "Each point groups (movie, genre) pairs by score; a calibrated model sits on the diagonal.",
         "",
+        *trust_lines(main),
     ]
     path = directory / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")

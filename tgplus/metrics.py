@@ -7,7 +7,7 @@ Used by training (threshold tuning, held-out metrics) and by evaluation
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -175,6 +175,110 @@ def reliability(
     }
 
 
+COVERAGES = (1.0, 0.9, 0.8, 0.5)
+RECALL_TARGETS = (0.8, 0.9, 0.95)
+
+
+def per_genre_calibration_error(
+    scores: Floats, truth: Bools, genres: Sequence[str], known: Bools, bins: int = 10
+) -> dict[str, float]:
+    """Expected calibration error of each genre's scores on its own (`known` cells)."""
+    return {
+        genre: reliability(scores[:, [g]], truth[:, [g]], bins, known[:, [g]])[
+            "expected_calibration_error"
+        ]
+        for g, genre in enumerate(genres)
+        if known[:, g].any()
+    }
+
+
+def risk_coverage(scores: Floats, truth: Bools, points: int = 50) -> dict[str, Any]:
+    """hit@1 among the movies answered when only the most confident share is answered
+    (confidence: the top genre's score), as a curve and at COVERAGES. `scores` of genres
+    a movie's source cannot name should be -inf (as `genre_metrics` ranks them)."""
+    labelled = truth.any(axis=1)
+    scores, truth = scores[labelled], truth[labelled]
+    if not len(scores):
+        return {"coverage": [], "hit_at_1": [], "table": {}}
+    hits = truth[np.arange(len(truth)), scores.argmax(axis=1)]
+    ranked = hits[np.argsort(-scores.max(axis=1), kind="stable")]
+    running = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
+
+    def at(coverage: float) -> float:
+        return round(float(running[max(round(coverage * len(ranked)), 1) - 1]), 4)
+
+    grid = np.linspace(1.0, 1.0 / points, points)
+    return {
+        "coverage": [round(float(c), 4) for c in grid],
+        "hit_at_1": [at(float(c)) for c in grid],
+        "table": {f"{c:.0%}": at(c) for c in COVERAGES},
+    }
+
+
+def recall_control_results(
+    predictor: Predictor, scores: Floats, truth: Bools
+) -> dict[str, dict[str, float]]:
+    """For each recall target, the recall the genre sets achieved and their mean size."""
+    if predictor.calibration is None:
+        return {}
+    from tgplus.models.calibration import recall_sets
+
+    known = truth.any(axis=1)
+    found = {}
+    for target in RECALL_TARGETS:
+        sets = recall_sets(scores[known], predictor.calibration.recall_threshold(target))
+        achieved = (sets & truth[known]).sum(axis=1) / truth[known].sum(axis=1)
+        found[f"{target}"] = {
+            "achieved_recall": round(float(achieved.mean()), 4) if len(achieved) else 0.0,
+            "mean_set_size": round(float(sets.sum(axis=1).mean()), 3) if len(sets) else 0.0,
+        }
+    return found
+
+
+def confident_mistakes(
+    movies: Sequence[Movie], scores: Floats, truth: Bools, genres: Sequence[str], count: int = 20
+) -> list[dict[str, Any]]:
+    """The `count` movies whose top genre is wrong with the highest confidence."""
+    top = scores.argmax(axis=1)  # (-inf where the movie's source cannot name the genre)
+    wrong = np.flatnonzero(~truth[np.arange(len(truth)), top] & truth.any(axis=1))
+    worst = wrong[np.argsort(-scores[wrong, top[wrong]], kind="stable")][:count]
+    return [
+        {
+            "title": movies[i].title,
+            "description": movies[i].overview[:120],
+            "predicted": genres[top[i]],
+            "confidence": round(float(scores[i, top[i]]), 4),
+            "true": list(movies[i].genres),
+        }
+        for i in worst
+    ]
+
+
+def confused_pairs(
+    decided: Bools, truth: Bools, genres: Sequence[str], known: Bools, count: int = 10
+) -> list[dict[str, Any]]:
+    """The (true genre, wrongly added genre) pairs seen most often: a movie of `true`
+    tagged `added`, which it does not have (and its source could have named)."""
+    added = decided & ~truth & known
+    pairs = truth.T.astype(np.int64) @ added.astype(np.int64)  # (true genre, added genre)
+    np.fill_diagonal(pairs, 0)
+    order = np.argsort(-pairs, axis=None, kind="stable")[:count]
+    found = []
+    for flat in order:
+        a, b = np.unravel_index(flat, pairs.shape)
+        if pairs[a, b] == 0:
+            break
+        found.append(
+            {
+                "true": genres[a],
+                "added": genres[b],
+                "movies": int(pairs[a, b]),
+                "share_of_true": round(float(pairs[a, b] / max(truth[:, a].sum(), 1)), 4),
+            }
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class Measurement:
     """A model's figures on a set of movies."""
@@ -183,6 +287,8 @@ class Measurement:
     reliability: dict[str, Any]
     unseen_genres: dict[str, int]
     """Genres of the movies that the model never learned, with their counts."""
+    trust: dict[str, Any] = field(default_factory=dict)
+    """Calibration per genre, risk-coverage, recall control, mistakes and confusions."""
 
 
 def measure(
@@ -200,19 +306,65 @@ def measure(
     known = list(predictor.genres)
     unseen = {g: n for g, n in genre_counts(movies).most_common() if g not in set(known)}
     genres = known + sorted(unseen)
-    scores = predictor.model.predict_proba([movie.text for movie in movies])
+    scores = predictor.score_texts([movie.text for movie in movies])
     decided = decide(scores, predictor.thresholds)
     never = np.zeros((len(movies), len(unseen)), dtype=bool)
     truth = label_matrix(movies, genres)
     told = known_matrix(movies, genres) if partial_labels else None
+    all_decided = np.hstack([decided, never])
     metrics = genre_metrics(
-        np.hstack([scores, never.astype(np.float32)]),
-        np.hstack([decided, never]),
-        truth,
-        genres,
-        told,
+        np.hstack([scores, never.astype(np.float32)]), all_decided, truth, genres, told
     )
-    calibration = reliability(
-        scores, truth[:, : len(known)], known=told[:, : len(known)] if told is not None else None
+    told_known = told[:, : len(known)] if told is not None else np.ones_like(decided)
+    calibration = reliability(scores, truth[:, : len(known)], known=told_known)
+    trust = trust_figures(
+        predictor,
+        movies,
+        scores,
+        truth[:, : len(known)],
+        told_known,
+        confusions=confused_pairs(
+            all_decided, truth, genres, told if told is not None else np.ones_like(truth)
+        ),
     )
-    return Measurement(metrics, calibration, unseen)
+    return Measurement(metrics, calibration, unseen, trust)
+
+
+def trust_figures(
+    predictor: Predictor,
+    movies: Sequence[Movie],
+    scores: Floats,
+    truth: Bools,
+    known: Bools,
+    confusions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What an editor needs to trust the scores: calibration per genre, abstention,
+    recall control, the most confident mistakes and the commonest confusions."""
+    genres = predictor.genres
+    ranked = np.where(known, scores, -np.inf).astype(np.float32)
+    calibration = predictor.calibration
+    confident = None
+    if calibration is not None:
+        # As served (and as the threshold was chosen): the model's own top genre, on the
+        # movies whose sources can name it.
+        top = scores.argmax(axis=1)
+        rows = np.arange(len(scores))
+        counted = truth.any(axis=1) & known[rows, top]
+        answered = counted & (scores[rows, top] >= calibration.threshold)
+        confident = {
+            "threshold": calibration.threshold,
+            "target_precision": calibration.target_precision,
+            "share": round(float(answered.sum() / counted.sum()), 4) if counted.any() else 0.0,
+            "hit_at_1": round(float(truth[rows, top][answered].mean()), 4)
+            if answered.any()
+            else None,
+        }
+    return {
+        "calibrated": calibration is not None,
+        "calibration_error_per_genre": per_genre_calibration_error(scores, truth, genres, known),
+        "risk_coverage": risk_coverage(ranked, truth),
+        "recall_control": recall_control_results(predictor, scores, truth),
+        "confident": confident,
+        "confident_mistakes": confident_mistakes(movies, ranked, truth, genres),
+        "confused_pairs": confusions,
+    }

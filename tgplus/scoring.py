@@ -34,6 +34,8 @@ GENRES = "predicted_genres"
 """Output column: every genre at or above its threshold, best first."""
 SKIP_REASON = "skip_reason"
 """Output column: why a row was not scored (empty when it was)."""
+CONFIDENCE = "confidence"
+"""Output column: the calibrated score of the top genre (empty when not scored)."""
 SCORE_PREFIX = "score_"
 """Output columns `score_<Genre>` (with `--scores`): the probability of each genre."""
 
@@ -112,7 +114,7 @@ def choose_columns(
 def output_names(genres: Sequence[str], with_scores: bool) -> list[str]:
     """The columns scoring adds after the kept ones, in order."""
     scores = [SCORE_PREFIX + genre for genre in genres] if with_scores else []
-    return [GENRE, GENRES, SKIP_REASON, *scores]
+    return [GENRE, GENRES, SKIP_REASON, CONFIDENCE, *scores]
 
 
 def check_output_names(columns: Columns, genres: Sequence[str], with_scores: bool) -> None:
@@ -225,6 +227,10 @@ def scored_columns(rows: ScoredRows, genres: Sequence[str], *, with_scores: bool
         GENRE: rows.genre,
         GENRES: rows.genres,
         SKIP_REASON: rows.skip_reason,
+        CONFIDENCE: [
+            None if reason is not None else float(row.max())
+            for reason, row in zip(rows.skip_reason, rows.scores, strict=True)
+        ],
     }
     if with_scores:
         for index, genre in enumerate(genres):
@@ -271,7 +277,7 @@ def parquet_schema(frame: pd.DataFrame) -> pa.Schema:
             kind = pa.list_(pa.string())
         elif name in (GENRE, SKIP_REASON) or frame[name].dtype == object:
             kind = pa.string()
-        elif str(name).startswith(SCORE_PREFIX):
+        elif str(name).startswith(SCORE_PREFIX) or name == CONFIDENCE:
             kind = pa.float32()
         else:
             kind = pa.Schema.from_pandas(frame[[name]], preserve_index=False).field(name).type

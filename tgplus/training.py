@@ -41,6 +41,7 @@ from tgplus.files import sha256_file
 from tgplus.metrics import known_matrix, label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
 from tgplus.models.artifact import check_destination
+from tgplus.models.calibration import DEFAULT_TARGET_PRECISION, Calibration
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 PARTIAL_LABELS = True
 """Whether training masks genres a movie's sources cannot express (bench/catalogues.py
 measures both ways; see the README's "Partial labels")."""
+MIN_CALIBRATION_MOVIES = 50
 
 
 @dataclass
@@ -119,11 +121,14 @@ def fit_predictor(
     validation: Sequence[Movie],
     *,
     partial_labels: bool = PARTIAL_LABELS,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
 ) -> Predictor:
-    """Fit `model` on `train`; tune thresholds on `validation` (0.5 where it cannot).
+    """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
+    threshold for `target_precision` and the recall-control curve), then tune thresholds
+    on the calibrated scores (0.5 and no calibration where there are too few movies).
 
     With `partial_labels`, a genre a movie's sources cannot express is neither
-    a positive nor a negative example of it, in fitting and in tuning.
+    a positive nor a negative example of it, in fitting, calibrating and tuning.
     """
     genres = training_genres(train)
     check_learnable(train, genres)
@@ -135,13 +140,23 @@ def fit_predictor(
             f"cannot train on these {len(train)} movies ({error}); add more, more varied movies"
         ) from None
     predictor = Predictor(model, [0.5] * len(genres))
-    if validation:
-        scores = predictor.model.predict_proba([movie.text for movie in validation])
-        predictor.thresholds = tune_thresholds(
-            scores,
-            label_matrix(validation, genres),
-            known=known_matrix(validation, genres) if partial_labels else None,
+    if not validation:
+        return predictor
+    raw = predictor.model.predict_proba([movie.text for movie in validation])
+    labels = label_matrix(validation, genres)
+    told = known_matrix(validation, genres) if partial_labels else None
+    if len(validation) >= MIN_CALIBRATION_MOVIES:
+        predictor.calibration = Calibration.fit(
+            raw, labels, known=told, target_precision=target_precision
         )
+    else:
+        log.warning(
+            "only %d validation movies (fewer than %d): scores stay uncalibrated, without "
+            "confidence threshold or recall control; use more data",
+            len(validation),
+            MIN_CALIBRATION_MOVIES,
+        )
+    predictor.thresholds = tune_thresholds(predictor.calibrated(raw), labels, known=told)
     return predictor
 
 
@@ -177,6 +192,7 @@ def train(
     progress: bool = False,
     model: GenreModel | None = None,
     partial_labels: bool = PARTIAL_LABELS,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
     feedback: str | None = None,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
@@ -214,7 +230,13 @@ def train(
         len(parts.validation),
         len(parts.test),
     )
-    predictor = fit_predictor(model, parts.train, parts.validation, partial_labels=partial_labels)
+    predictor = fit_predictor(
+        model,
+        parts.train,
+        parts.validation,
+        partial_labels=partial_labels,
+        target_precision=target_precision,
+    )
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
     report = table.report
@@ -239,6 +261,7 @@ def train(
         "partial_labels": partial_labels,
         "split": split.to_dict(),
         "thresholds_tuned_on": "validation" if parts.validation else "none (0.5 everywhere)",
+        "calibrated_on": "validation" if predictor.calibration else "none",
         "metrics": {"test": metrics},
         "versions": library_versions(model.kind),
     }

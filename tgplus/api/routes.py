@@ -56,7 +56,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
-async def predict_one(request: Request, description: str, title: str, top_k: int) -> JSONResponse:
+async def predict_one(
+    request: Request,
+    description: str,
+    title: str,
+    top_k: int,
+    explain: bool = False,
+    recall_target: float | None = None,
+) -> JSONResponse:
     request.state.description_chars = len(description)
     state = service(request)
     predictor, model_id = state.require_predictor(), state.model_id or ""
@@ -64,7 +71,14 @@ async def predict_one(request: Request, description: str, title: str, top_k: int
     prediction = await state.run(
         predictor,
         1,
-        lambda: predictor.predict_one(description, title, top_k=top_k, max_chars=limit),
+        lambda: predictor.predict_one(
+            description,
+            title,
+            top_k=top_k,
+            max_chars=limit,
+            explain=explain,
+            recall_target=recall_target,
+        ),
     )
     state.metrics.predictions.inc()
     body = prediction.as_dict()
@@ -152,23 +166,36 @@ async def predict_get(
     ],
     title: Annotated[str, Query(description="The movie's title, if known.")] = "",
     top_k: Annotated[int, Query(ge=1, le=20)] = 3,
+    explain: Annotated[bool, Query(description="Add each top genre's words.")] = False,
+    recall_target: Annotated[
+        float | None,
+        Query(gt=0.0, lt=1.0, description="Also return a genre set with this recall."),
+    ] = None,
 ) -> JSONResponse:
     """Tag one description (query string)."""
     strict_unquote(request.scope.get("query_string", b""), "the query string")
-    return await predict_one(request, description, title, top_k)
+    return await predict_one(request, description, title, top_k, explain, recall_target)
 
 
 @router.post("/predict", response_model=PredictionOut, tags=["predict"], responses=ERRORS)
 async def predict_post(request: Request, body: PredictRequest) -> JSONResponse:
     """Tag one description (JSON body)."""
-    return await predict_one(request, body.description, body.title, body.top_k)
+    return await predict_one(
+        request, body.description, body.title, body.top_k, body.explain, body.recall_target
+    )
 
 
 @router.post(
     "/predict/batch",
     response_model=BatchResponse,
     tags=["predict"],
-    responses={**ERRORS, 413: {"model": ErrorOut, "description": "Too many items or bytes."}},
+    responses={
+        **ERRORS,
+        413: {
+            "model": ErrorOut,
+            "description": "Too many items (fewer with explain=true) or bytes.",
+        },
+    },
 )
 async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
     """Tag many descriptions at once, answered in the same order."""
@@ -179,6 +206,12 @@ async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
             f"batch of {len(body.descriptions)} descriptions is over the limit of {limit}; "
             "split it into smaller batches"
         )
+    explain_limit = state.settings.max_explain_batch_size
+    if body.explain and len(body.descriptions) > explain_limit:
+        raise TooMuchInput(
+            f"batch of {len(body.descriptions)} descriptions with explain=true is over the "
+            f"limit of {explain_limit}; split it, or explain only the ones you need"
+        )
     items = body.descriptions
     descriptions = [i if isinstance(i, str) else i.description for i in items]
     titles = ["" if isinstance(i, str) else i.title for i in items]
@@ -188,7 +221,14 @@ async def predict_batch(request: Request, body: BatchRequest) -> JSONResponse:
     predictions = await state.run(
         predictor,
         len(items),
-        lambda: predictor.predict(descriptions, titles, top_k=body.top_k, max_chars=limit),
+        lambda: predictor.predict(
+            descriptions,
+            titles,
+            top_k=body.top_k,
+            max_chars=limit,
+            explain=body.explain,
+            recall_target=body.recall_target,
+        ),
     )
     state.metrics.predictions.inc(len(items))
     answers = [p.as_dict() for p in predictions]

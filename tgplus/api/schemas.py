@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
@@ -17,9 +17,20 @@ def _not_blank(value: str) -> str:
     return value
 
 
+class WordWeightOut(BaseModel):
+    text: str = Field(description="The word as sent.", examples=["gangster"])
+    start: int = Field(ge=0, description="Offset of its first character in the field as sent.")
+    end: int = Field(ge=0, description="Offset just after its last character.")
+    weight: float = Field(description="Signed share of the genre's raw score due to this word.")
+    field: Literal["description", "title"]
+
+
 class GenreScoreOut(BaseModel):
     genre: str
-    score: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=0.0, le=1.0, description="Calibrated probability of the genre.")
+    explanation: list[WordWeightOut] | None = Field(
+        None, description="With explain=true: the words that raised or lowered the score."
+    )
 
 
 class PredictionOut(BaseModel):
@@ -28,6 +39,22 @@ class PredictionOut(BaseModel):
     genre: str = Field(description="The top-scored genre.", examples=["Crime"])
     genres: list[str] = Field(description="Genres at or above their threshold (at least one).")
     top: list[GenreScoreOut] = Field(description="The top-k genres, best first.")
+    confidence: float = Field(
+        ge=0.0, le=1.0, description="Calibrated probability that the top genre is right."
+    )
+    confident: bool | None = Field(
+        description="Confidence reaches the threshold set for the model's target precision "
+        "(null for models saved without calibration)."
+    )
+    recall_target: float | None = Field(None, description="The recall target asked for.")
+    genre_set: list[str] | None = Field(
+        None, description="With recall_target: genres expected to hold that share of the true."
+    )
+    explanation_method: Literal["exact", "exact-parts-only", "none"] | None = Field(
+        None,
+        description="With explain=true: exact (every part of the model), exact-parts-only "
+        "(the embedding parts of `accurate` not attributed) or none.",
+    )
     prediction_id: str | None = Field(
         None, description="With TGPLUS_RECORD_PREDICTIONS: the stored prediction's short id."
     )
@@ -40,6 +67,18 @@ NOT_BLANK: dict[str, Any] = {
     "minLength": 1,
     "pattern": r"[^\s\u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
 }
+
+
+RecallTarget = Annotated[
+    float | None,
+    Field(gt=0.0, lt=1.0, strict=True, description="Also return the genre set expected to "
+          "hold this share of the movie's genres (conformal risk control), e.g. 0.9."),
+]  # fmt: skip
+"""strict: a JSON number, not "0.9" (as top_k below, text here is a client's bug)."""
+Explain = Annotated[
+    bool,
+    Field(strict=True, description="Add each top genre's words, with offsets and weights."),
+]
 
 
 def _a_json_number(value: object) -> object:
@@ -59,6 +98,8 @@ class PredictRequest(BaseModel):
     )
     title: str = Field("", description="The movie's title, if known; it helps a little.")
     top_k: TopK = 3
+    explain: Explain = False
+    recall_target: RecallTarget = None
 
     _check = field_validator("description")(_not_blank)
 
@@ -75,6 +116,8 @@ class BatchRequest(BaseModel):
         min_length=1, description="Descriptions, or objects with description and title."
     )
     top_k: TopK = 3
+    explain: Explain = False
+    recall_target: RecallTarget = None
 
     @field_validator("descriptions")
     @classmethod

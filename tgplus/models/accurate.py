@@ -24,8 +24,15 @@ import numpy.typing as npt
 from tgplus.errors import ModelError
 from tgplus.models.base import GenreModel, Labels, ModelState, Scores
 from tgplus.models.embeddings import DEFAULT_ENCODER, Encoder, Vectors
+from tgplus.models.explain import TokenWeights
 from tgplus.models.knn import load_neighbours, neighbour_scores
-from tgplus.models.lexical import LightScorers, blend, load_head, save_head
+from tgplus.models.lexical import (
+    LightScorers,
+    blend,
+    load_head,
+    normalised_weights,
+    save_head,
+)
 from tgplus.models.linear import LinearHead, sigmoid
 
 DEFAULT_WEIGHTS = {
@@ -99,6 +106,16 @@ class AccurateModel(GenreModel):
         vectors = self.encoder_.encode([text])
         found.update({name: p[0] for name, p in self._embedding_probabilities(vectors).items()})
         return blend(found, self.weights)
+
+    def explain_one(self, text: str) -> TokenWeights:
+        """The light scorers' words only: the embedding and neighbour parts have no exact
+        per-word split, and leaving words out one at a time would cost an encoder run per
+        word. Their share of the score stays in the baseline (method "exact-parts-only")."""
+        names = list(self.weights)
+        mixing = dict(zip(names, normalised_weights(names, self.weights).tolist(), strict=True))
+        return self.scorers_.explain_one(
+            text, mixing, self.predict_proba_one(text), "exact-parts-only"
+        )
 
     def get_state(self) -> ModelState:
         state = self.scorers_.get_state()

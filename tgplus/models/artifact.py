@@ -9,6 +9,10 @@ spaces); a truncated or modified file is refused with a message naming it.
 The genres and thresholds are validated too. This detects damage and
 careless edits, not a determined attacker who recomputes the sums.
 
+Format 3 adds `calibration` to metadata.json (plain JSON numbers, see
+`tgplus.models.calibration`). Format 2 models still load, without calibration:
+their scores are raw, `confident` is null and they refuse a recall target.
+
 Saving writes a new directory and swaps it in only when complete
 (`tgplus.files.atomic_directory`), and never replaces a directory that is
 not a tgplus model.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import zipfile
@@ -30,17 +35,22 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from tgplus.errors import ModelError
 from tgplus.files import atomic_directory, interrupted_replacement, sha256_file
 from tgplus.models.base import ModelState
+from tgplus.models.calibration import Calibration
 from tgplus.models.kinds import model_class
 from tgplus.models.predictor import Predictor
 
 # 2: metadata.json carries metadata_sha256. Format 1 models cannot be checked: retrain them.
-FORMAT_VERSION = 2
+# 3: metadata.json carries the calibration; format 2 models load without it.
+FORMAT_VERSION = 3
+OLDEST_FORMAT = 2
 METADATA_FILE = "metadata.json"
 ARRAYS_FILE = "model.npz"
 StrPath = str | os.PathLike[str]
 """A path as users pass it: `"data/model"` as well as `Path("data/model")`."""
 ARTIFACT_FILES = frozenset({METADATA_FILE, ARRAYS_FILE})
 CHECKSUM_FIELD = "metadata_sha256"
+
+log = logging.getLogger(__name__)
 
 
 def metadata_checksum(metadata: dict[str, Any]) -> str:
@@ -61,6 +71,7 @@ class ArtifactHeader(BaseModel):
     thresholds: list[float]
     settings: dict[str, Any]
     files: dict[str, str]
+    calibration: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ArtifactHeader:
@@ -130,6 +141,9 @@ def save_predictor(predictor: Predictor, path: StrPath) -> Path:
             "thresholds": [round(float(t), 6) for t in predictor.thresholds],
             "settings": state.settings,
             "files": {ARRAYS_FILE: sha256_file(partial / ARRAYS_FILE)},
+            "calibration": (
+                predictor.calibration.to_json() if predictor.calibration is not None else None
+            ),
         }
         extra = {
             k: v for k, v in predictor.metadata.items() if k not in header and k != CHECKSUM_FIELD
@@ -180,7 +194,7 @@ def load_predictor(path: StrPath) -> Predictor:
             f"{path}: made by a newer tgplus (format {version}, this one reads "
             f"{FORMAT_VERSION}); upgrade tgplus"
         )
-    if isinstance(version, int) and version < FORMAT_VERSION:
+    if isinstance(version, int) and version < OLDEST_FORMAT:
         raise ModelError(
             f"{path}: made by an older tgplus (format {version}) whose metadata has no "
             "checksum; retrain the model"
@@ -219,4 +233,20 @@ def load_predictor(path: StrPath) -> Predictor:
             f"{path / METADATA_FILE}: invalid settings for a {header.kind} model "
             f"({type(error).__name__}: {error}); retrain the model"
         ) from None
-    return Predictor(model, header.thresholds, metadata)
+    calibration = None
+    if header.calibration is not None:
+        try:
+            calibration = Calibration.from_json(header.calibration, len(header.genres))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelError(
+                f"{path / METADATA_FILE}: invalid calibration ({type(error).__name__}: {error}); "
+                "retrain the model"
+            ) from None
+    elif header.format_version < FORMAT_VERSION:
+        log.warning(
+            "%s: saved by an older tgplus (format %d) without calibration: scores are raw, "
+            "`confident` is null and recall targets are refused; retrain to get them",
+            path,
+            header.format_version,
+        )
+    return Predictor(model, header.thresholds, metadata, calibration)

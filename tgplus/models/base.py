@@ -12,12 +12,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from tgplus.errors import ModelError
+
+if TYPE_CHECKING:
+    from tgplus.models.explain import TokenWeights
 
 Scores = npt.NDArray[np.float32]
 """Shape (n_texts, n_genres): a probability for every genre of the model."""
@@ -68,6 +71,10 @@ class GenreModel(ABC):
         """The probabilities of one text; kinds override this where one text is cheaper."""
         scores: npt.NDArray[np.float32] = self.predict_proba([text])[0]
         return scores
+
+    def explain_one(self, text: str) -> TokenWeights | None:
+        """Each word's weight for every genre of one text, or None where the kind cannot say."""
+        return None
 
     @abstractmethod
     def get_state(self) -> ModelState:

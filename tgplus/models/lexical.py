@@ -32,6 +32,7 @@ from scipy import sparse
 from tgplus.errors import ModelError
 from tgplus.models.base import GenreModel, Labels, ModelState, Scores
 from tgplus.models.embeddings import DEFAULT_ENCODER
+from tgplus.models.explain import TokenWeights, light_token_weights
 from tgplus.models.linear import LinearHead, complement_nb_head, sigmoid
 from tgplus.models.static import StaticEmbeddings, load_piece_table
 from tgplus.models.text import IndexArray, TfidfBlock, TfidfSettings, pack_terms, unpack_terms
@@ -216,6 +217,21 @@ class LightScorers:
         blended: npt.NDArray[np.float32] = mixing @ sigmoid(logits).reshape(len(mixing), genres)
         return blended
 
+    def explain_one(
+        self, text: str, mixing: dict[str, float], raw: npt.NDArray[np.float32], method: str
+    ) -> TokenWeights:
+        """Word weights of these scorers within a blend (`tgplus.models.explain`)."""
+        return light_token_weights(
+            text,
+            blocks=self.features_.blocks_,
+            offsets=self.features_.offsets,
+            heads={"logistic": self.logistic_, "naive_bayes": self.naive_bayes_},
+            static=self.static_,
+            mixing=mixing,
+            raw=raw,
+            method="exact" if method == "exact" else "exact-parts-only",
+        )
+
     def _join_heads(self) -> None:
         self.joint_ = LinearHead.from_arrays(
             np.hstack([self.logistic_.coef_, self.naive_bayes_.coef_]),
@@ -331,6 +347,11 @@ class FastModel(GenreModel):
 
     def predict_proba_one(self, text: str) -> npt.NDArray[np.float32]:
         return self.scorers_.blended_one(text, self.mixing_)
+
+    def explain_one(self, text: str) -> TokenWeights:
+        names = ["logistic", "naive_bayes"] + (["static"] if self.scorers_.static_ else [])
+        mixing = dict(zip(names, self.mixing_.tolist(), strict=True))
+        return self.scorers_.explain_one(text, mixing, self.predict_proba_one(text), "exact")
 
     def get_state(self) -> ModelState:
         state = self.scorers_.get_state()

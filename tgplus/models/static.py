@@ -60,6 +60,8 @@ class StaticEmbeddings:
 
     projected_: npt.NDArray[np.float32]
     intercept_: npt.NDArray[np.float32]
+    reference_: npt.NDArray[np.float32]
+    """The projected mean of an average training text: the point explanations start from."""
 
     def __init__(self, *, c: float = 100.0, n_jobs: int = 2) -> None:
         self.c = c
@@ -94,6 +96,7 @@ class StaticEmbeddings:
         )
         self.projected_ = np.ascontiguousarray(table @ head.coef_, dtype=np.float32)
         self.intercept_ = head.intercept_
+        self.reference_ = np.asarray(means.mean(axis=0) @ self.projected_, np.float32).ravel()
         return self
 
     def decision(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -114,6 +117,7 @@ class StaticEmbeddings:
                 f"{prefix}_pieces": pack_terms(self.tokenizer_.vocabulary),
                 f"{prefix}_projected": self.projected_,
                 f"{prefix}_intercept": self.intercept_,
+                f"{prefix}_reference": self.reference_,
             },
             settings={"static_C": self.c},
         )
@@ -129,4 +133,10 @@ class StaticEmbeddings:
         static.tokenizer_ = WordPiece(vocabulary)
         static.projected_ = np.ascontiguousarray(projected, dtype=np.float32)
         static.intercept_ = np.asarray(intercept, dtype=np.float32)
+        # Models saved before explanations existed lack the reference: the plain mean of
+        # the pieces is a cruder starting point, but keeps their explanations exact.
+        reference = state.arrays.get(f"{prefix}_reference")
+        if reference is None or reference.shape != (genres,):
+            reference = static.projected_.mean(axis=0)
+        static.reference_ = np.asarray(reference, dtype=np.float32)
         return static

@@ -75,6 +75,41 @@ class WordPiece:
             text = _NON_ASCII.sub(_normalise, text)  # only the few non-ASCII characters
         return _WORD.findall(text.lower())
 
+    def words_with_spans(self, text: str) -> list[tuple[str, int, int]]:
+        """`words(text)`, each with its start and end in `text`: for explanations.
+
+        Normalising maps every character of `text` to zero or more characters;
+        a word's span runs from the first to the last character it came from.
+        """
+        outputs: list[str] = []
+        for char in text:
+            if char.isascii():
+                outputs.append("" if _ASCII_CONTROL.match(char) else char.lower())
+            else:
+                replacement = _replacements.get(char)
+                if replacement is None:
+                    replacement = _replacements[char] = _replacement(char)
+                outputs.append(replacement.lower())
+        origin = [i for i, output in enumerate(outputs) for _ in output]
+        normalised = "".join(outputs)
+        whole = normalised.lower()  # what `words` reads (differs only in context-dependent
+        if len(whole) == len(normalised):  # forms such as a final sigma)
+            normalised = whole
+        return [
+            (match.group(), origin[match.start()], origin[match.end() - 1] + 1)
+            for match in _WORD.finditer(normalised)
+        ]
+
+    def pieces_of(self, word: str) -> tuple[int, ...]:
+        """The piece ids of one normalised word (cached)."""
+        pieces = self._cache.get(word)
+        if pieces is None:
+            pieces = self._pieces(word)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[word] = pieces
+        return pieces
+
     def encode(self, text: str) -> list[int]:
         """The word-piece ids of `text`, without [CLS]/[SEP]."""
         ids: list[int] = []

@@ -7,7 +7,13 @@ const errorBox = document.getElementById("error");
 const result = document.getElementById("result");
 const bars = document.getElementById("bars");
 const chosen = document.getElementById("genres");
+const explainedTitle = document.getElementById("explained-title");
+const explainedText = document.getElementById("explained-description");
+const explainedHint = document.getElementById("explained-hint");
 let genreCount = 20;
+let sent = { title: "", description: "" };
+let explanations = new Map(); // genre -> [{text, start, end, weight, field}]
+let selected = null; // the genre whose bar was clicked (its words stay highlighted)
 let modelGenres = [];
 
 function showError(message) {
@@ -24,10 +30,70 @@ function detailOf(body, status) {
   return `the server answered ${status}`;
 }
 
+// Offsets from the server count characters as Python does (code points); JavaScript
+// strings count UTF-16 units, so the text is split into code points before slicing.
+function marked(text, words) {
+  const points = Array.from(text);
+  const nodes = [];
+  let at = 0;
+  for (const word of [...words].sort((a, b) => a.start - b.start)) {
+    if (word.start < at) continue;
+    nodes.push(document.createTextNode(points.slice(at, word.start).join("")));
+    const mark = document.createElement("mark");
+    mark.textContent = points.slice(word.start, word.end).join("");
+    mark.className = word.weight > 0 ? "up" : "down";
+    const strength = Math.min(1, Math.abs(word.weight) / 0.1);
+    mark.style.setProperty("--strength", (0.25 + 0.75 * strength).toFixed(2));
+    mark.title = `${word.weight > 0 ? "+" : ""}${word.weight.toFixed(3)}`;
+    nodes.push(mark);
+    at = word.end;
+  }
+  nodes.push(document.createTextNode(points.slice(at).join("")));
+  return nodes;
+}
+
+function showWords(genre) {
+  const words = (genre && explanations.get(genre)) || [];
+  explainedTitle.replaceChildren(...marked(sent.title, words.filter((w) => w.field === "title")));
+  explainedTitle.hidden = !sent.title;
+  explainedText.replaceChildren(
+    ...marked(sent.description, words.filter((w) => w.field === "description")),
+  );
+  explainedHint.textContent = genre
+    ? words.length
+      ? `Words behind ${genre}: green raised its score, red lowered it.`
+      : `No known words count for ${genre}.`
+    : "Point at or select a genre's bar to see the words behind its score.";
+}
+
+function select(genre, item) {
+  selected = selected === genre ? null : genre;
+  for (const other of bars.children) other.setAttribute("aria-pressed", "false");
+  if (selected) item.setAttribute("aria-pressed", "true");
+  showWords(selected);
+}
+
 function draw(prediction) {
   bars.replaceChildren();
+  explanations = new Map(prediction.top.map((entry) => [entry.genre, entry.explanation || []]));
+  selected = null;
   for (const { genre, score } of prediction.top) {
     const item = document.createElement("li");
+    item.tabIndex = 0;
+    item.setAttribute("role", "button");
+    item.setAttribute("aria-pressed", "false");
+    item.dataset.genre = genre;
+    item.addEventListener("mouseenter", () => showWords(genre));
+    item.addEventListener("mouseleave", () => showWords(selected));
+    item.addEventListener("focus", () => showWords(genre));
+    item.addEventListener("blur", () => showWords(selected));
+    item.addEventListener("click", () => select(genre, item));
+    item.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        select(genre, item);
+      }
+    });
     const chosenGenre = prediction.genres.includes(genre);
     item.className = chosenGenre ? "bar chosen" : "bar";
     const percent = Math.round(score * 100);
@@ -43,6 +109,7 @@ function draw(prediction) {
     bars.append(item);
   }
   chosen.textContent = prediction.genres.join(", ");
+  showWords(null);
   errorBox.hidden = true;
   result.hidden = false;
 }
@@ -56,17 +123,19 @@ form.addEventListener("submit", async (event) => {
     return;
   }
   button.disabled = true;
+  const title = form.title.value.trim();
   try {
     const response = await fetch("/predict", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ description, title: form.title.value.trim(), top_k: genreCount }),
+      body: JSON.stringify({ description, title, top_k: genreCount, explain: true }),
     });
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       showError(detailOf(body, response.status));
       return;
     }
+    sent = { title, description };
     draw(body);
     offerCorrection(body, description, form.title.value.trim());
   } catch (error) {

@@ -1,0 +1,335 @@
+"""Scores to read as probabilities, when to abstain, and genre sets with guaranteed recall.
+
+All three are fitted on the validation share at training time and served as a few numbers:
+
+- **Calibration.** Per genre, a monotone map from the model's raw score to the share of
+  movies with that score that have the genre: isotonic regression where the genre has
+  enough validation examples (`ISOTONIC_MIN_EXAMPLES` movies, `ISOTONIC_MIN_CLASS` of each
+  class), Platt scaling (a logistic curve on the raw log-odds) elsewhere. Isotonic steps
+  are served as knots for `np.interp`, Platt as two numbers.
+- **Abstention.** The confidence of a prediction is the calibrated score of its top genre;
+  it is `confident` at or above the lowest threshold at which the validation movies so
+  answered had their top genre right at least `target_precision` of the time.
+- **Recall control.** For a target recall `1 - alpha`, the genre set is the top genre plus
+  every genre whose calibrated score is at least `lambda`; `lambda` is chosen by conformal
+  risk control (Angelopoulos et al. 2022, the "crc" method of MAPIE's multi-label recall
+  controller): the largest `lambda` with `(n * R(lambda) + 1) / (n + 1) <= alpha`, where
+  `R` is the mean share of a validation movie's genres its set misses. The model keeps the
+  whole curve `R`, so any target can be served at request time.
+
+Abstention and recall control are fitted on *out-of-fold* calibrated scores (the
+calibration refitted on the other folds of the validation share), so that the served
+calibration, fitted on all of it, is not judged on the very movies it was fitted to.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from tgplus.errors import InputError, ModelError
+
+Floats = npt.NDArray[np.float32]
+Bools = npt.NDArray[np.bool_]
+Method = Literal["isotonic", "platt", "none"]
+
+ISOTONIC_MIN_EXAMPLES = 1000
+ISOTONIC_MIN_CLASS = 50
+DEFAULT_TARGET_PRECISION = 0.9
+MIN_ANSWERED = 20  # a threshold must leave this many validation movies answered
+FOLDS = 5
+LAMBDA_GRID = np.round(np.linspace(0.0, 1.0, 401), 4)
+_EPSILON = 1e-6
+
+
+def _logit(scores: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    clipped = np.clip(scores.astype(np.float64), _EPSILON, 1 - _EPSILON)
+    result: npt.NDArray[np.float64] = np.log(clipped / (1 - clipped))
+    return result
+
+
+class GenreMaps:
+    """Per-genre maps from raw to calibrated score."""
+
+    def __init__(
+        self,
+        methods: Sequence[Method],
+        platt: npt.NDArray[np.float64],
+        knots: Sequence[Sequence[float]],
+        values: Sequence[Sequence[float]],
+    ) -> None:
+        self.methods = tuple(methods)
+        self.platt = platt
+        """Shape (genres, 2): slope and intercept on the raw log-odds (1, 0 where unused)."""
+        self.knots = tuple(tuple(k) for k in knots)
+        self.values = tuple(tuple(v) for v in values)
+        """Isotonic knots and values per genre (empty where unused)."""
+        # One np.interp call serves every isotonic genre: genre i's knots are shifted by
+        # 2 * i, so that the genres' segments never overlap.
+        self._isotonic = [i for i, m in enumerate(self.methods) if m == "isotonic"]
+        self._raw = [i for i, m in enumerate(self.methods) if m == "none"]
+        self._shift = np.asarray([2.0 * i for i in self._isotonic])
+        self._knots = np.concatenate(
+            [[0.0]] + [np.add(self.knots[i], 2.0 * i) for i in self._isotonic]
+        )[1:]
+        self._values = np.concatenate([[0.0]] + [self.values[i] for i in self._isotonic])[1:]
+
+    def apply(self, raw: Floats) -> Floats:
+        """Calibrated scores, same shape as `raw` (one row or many)."""
+        calibrated = 1.0 / (1.0 + np.exp(-(self.platt[:, 0] * _logit(raw) + self.platt[:, 1])))
+        if self._isotonic:
+            columns = raw[..., self._isotonic].astype(np.float64) + self._shift
+            calibrated[..., self._isotonic] = np.interp(columns, self._knots, self._values)
+        if self._raw:
+            calibrated[..., self._raw] = raw[..., self._raw]
+        result: Floats = calibrated.astype(np.float32)
+        return result
+
+    @classmethod
+    def fit(cls, raw: Floats, labels: Bools, known: Bools | None = None) -> GenreMaps:
+        """Isotonic or Platt per genre, chosen by the number of examples; a genre with a
+        single class in `labels` keeps its raw score ("none"). With `known`, each genre
+        learns only from the movies whose sources can express it."""
+        from sklearn.isotonic import IsotonicRegression
+        from sklearn.linear_model import LogisticRegression
+
+        genres = raw.shape[1]
+        methods: list[Method] = []
+        platt = np.tile([1.0, 0.0], (genres, 1))
+        knots: list[tuple[float, ...]] = []
+        values: list[tuple[float, ...]] = []
+        for g in range(genres):
+            rows = known[:, g] if known is not None else slice(None)
+            truth, scores = labels[rows, g], raw[rows, g]
+            positives = int(truth.sum())
+            negatives = len(truth) - positives
+            if positives == 0 or negatives == 0:
+                methods.append("none")
+                knots.append(())
+                values.append(())
+            elif len(truth) >= ISOTONIC_MIN_EXAMPLES and min(positives, negatives) >= (
+                ISOTONIC_MIN_CLASS
+            ):
+                regression = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+                regression.fit(scores.astype(np.float64), truth.astype(np.float64))
+                x = np.round(np.concatenate([[0.0], regression.X_thresholds_, [1.0]]), 6)
+                y = np.round(
+                    np.concatenate(
+                        [[regression.y_thresholds_[0]], regression.y_thresholds_,
+                         [regression.y_thresholds_[-1]]]
+                    ),
+                    6,
+                )  # fmt: skip
+                # strictly rising knots, as JSON keeps them: of knots equal once rounded
+                # (or repeated by the ends added above), the last one stays
+                keep = np.append(np.diff(x) > 0, True)
+                knots.append(tuple(x[keep].tolist()))
+                values.append(tuple(y[keep].tolist()))
+                methods.append("isotonic")
+            else:
+                regression = LogisticRegression(C=1e4, max_iter=1000)
+                regression.fit(_logit(scores)[:, None], truth)
+                platt[g] = [float(regression.coef_[0, 0]), float(regression.intercept_[0])]
+                methods.append("platt")
+                knots.append(())
+                values.append(())
+        return cls(tuple(methods), platt, tuple(knots), tuple(values))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "methods": list(self.methods),
+            "platt": np.round(self.platt, 6).tolist(),
+            "isotonic_knots": [list(k) for k in self.knots],
+            "isotonic_values": [list(v) for v in self.values],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], genres: int) -> GenreMaps:
+        methods = tuple(data["methods"])
+        platt = np.asarray(data["platt"], np.float64)
+        knots = tuple(tuple(float(x) for x in k) for k in data["isotonic_knots"])
+        values = tuple(tuple(float(v) for v in vs) for vs in data["isotonic_values"])
+        if not (len(methods) == len(knots) == len(values) == genres) or platt.shape != (
+            genres,
+            2,
+        ):
+            raise ValueError(f"calibration is not for {genres} genres")
+        for method, k, v in zip(methods, knots, values, strict=True):
+            if method not in ("isotonic", "platt", "none"):
+                raise ValueError(f"unknown calibration method {method!r}")
+            if method == "isotonic" and (
+                len(k) != len(v)
+                or len(k) < 2
+                or k[0] != 0.0
+                or k[-1] != 1.0
+                or any(b <= a for a, b in itertools.pairwise(k))
+                or any(b < a for a, b in itertools.pairwise(v))
+                or not all(0.0 <= x <= 1.0 for x in v)
+            ):
+                raise ValueError("isotonic knots must rise from 0 to 1 with rising values")
+        return cls(cast("tuple[Method, ...]", methods), platt, knots, values)
+
+
+def top_hits(scores: Floats, labels: Bools) -> Bools:
+    """Per movie: its top-scored genre is one of its genres."""
+    hits: Bools = labels[np.arange(len(labels)), scores.argmax(axis=1)]
+    return hits
+
+
+def confidence_threshold(confidence: Floats, hits: Bools, target_precision: float) -> float:
+    """The lowest confidence at which the movies answered (confidence >= it) have their top
+    genre right at least `target_precision` of the time, with at least MIN_ANSWERED answered;
+    above 1 (never confident) when no threshold reaches the target."""
+    order = np.argsort(-confidence, kind="stable")
+    precision = np.cumsum(hits[order]) / np.arange(1, len(order) + 1)
+    reached = np.flatnonzero(
+        (precision >= target_precision) & (np.arange(len(order)) + 1 >= MIN_ANSWERED)
+    )
+    if not len(reached):
+        return 1.01
+    last = reached[-1]
+    # ties: every movie scoring exactly the threshold is answered too
+    return float(confidence[order[last]])
+
+
+def recall_sets(scores: Floats, threshold: float) -> Bools:
+    """The top genre plus every genre at or above `threshold`."""
+    chosen = scores >= threshold
+    chosen[np.arange(len(scores)), scores.argmax(axis=1)] = True
+    return chosen
+
+
+def missed_share(scores: Floats, labels: Bools, thresholds: Sequence[float]) -> Floats:
+    """Per threshold, the mean share of each movie's genres its set leaves out
+    (movies without a known genre left out)."""
+    counted = labels.any(axis=1)
+    labels, scores = labels[counted], scores[counted]
+    truth = labels.sum(axis=1)
+    risks = [
+        float(np.mean(1.0 - (recall_sets(scores, t) & labels).sum(axis=1) / truth))
+        if len(labels)
+        else 1.0
+        for t in thresholds
+    ]
+    return np.asarray(risks, np.float32)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Everything fitted on the validation share that the served model needs."""
+
+    maps: GenreMaps
+    target_precision: float
+    threshold: float
+    """The confidence at or above which a prediction is `confident`."""
+    lambdas: tuple[float, ...]
+    risks: tuple[float, ...]
+    """The validation share's missed-genre share at each `lambdas` threshold."""
+    movies: int
+    """How many validation movies the risk curve was measured on."""
+
+    def recall_threshold(self, target: float) -> float:
+        """The conformal risk control threshold for an expected recall of `target`."""
+        if not 0.0 < target < 1.0:
+            raise InputError(
+                f"recall_target {target} is out of range; use a number between 0 and 1"
+            )
+        alpha = 1.0 - target
+        n = self.movies
+        allowed = [
+            lam for lam, risk in zip(self.lambdas, self.risks, strict=True)
+            if (n * risk + 1.0) / (n + 1.0) <= alpha
+        ]  # fmt: skip
+        return max(allowed) if allowed else 0.0
+
+    @classmethod
+    def fit(
+        cls,
+        raw: Floats,
+        labels: Bools,
+        *,
+        known: Bools | None = None,
+        target_precision: float = DEFAULT_TARGET_PRECISION,
+        folds: int = FOLDS,
+        seed: int = 0,
+    ) -> Calibration:
+        """Fit on validation scores `raw` and genres `labels` (see the module docstring).
+
+        With `known` (partial labels), a genre a movie's sources cannot express counts
+        neither way: calibration skips the cell, abstention skips movies whose top genre
+        is such a genre, and recall counts only the genres the source could name."""
+        if not 0.0 < target_precision < 1.0:
+            raise ModelError(
+                f"target precision {target_precision} is out of range; use a number between 0 and 1"
+            )
+        if len(raw) < 2 * folds:
+            raise ModelError(
+                f"only {len(raw)} validation movies, too few to calibrate; use more data or a "
+                "larger --validation-share"
+            )
+        maps = GenreMaps.fit(raw, labels, known)
+        fold = np.random.default_rng(seed).permutation(len(raw)) % folds
+        held_out = np.empty_like(raw)
+        for k in range(folds):
+            inside = fold != k
+            part = GenreMaps.fit(
+                raw[inside], labels[inside], None if known is None else known[inside]
+            )
+            held_out[~inside] = part.apply(raw[~inside])
+        top = held_out.argmax(axis=1)
+        counted = labels.any(axis=1)
+        if known is not None:
+            counted &= known[np.arange(len(known)), top]
+        threshold = confidence_threshold(
+            held_out[counted].max(axis=1),
+            top_hits(held_out[counted], labels[counted]),
+            target_precision,
+        )
+        risks = missed_share(held_out, labels, LAMBDA_GRID.tolist())
+        return cls(
+            maps=maps,
+            target_precision=target_precision,
+            threshold=round(threshold, 6),
+            lambdas=tuple(LAMBDA_GRID.tolist()),
+            risks=tuple(np.round(risks, 6).tolist()),
+            movies=int(labels.any(axis=1).sum()),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fitted_on": "validation",
+            "maps": self.maps.to_json(),
+            "target_precision": self.target_precision,
+            "confidence_threshold": self.threshold,
+            "recall_control": {
+                "method": "conformal risk control (crc), loss = share of genres missed",
+                "movies": self.movies,
+                "lambdas": list(self.lambdas),
+                "risks": list(self.risks),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], genres: int) -> Calibration:
+        """Rebuild from `to_json`'s output; ValueError/KeyError/TypeError when malformed."""
+        control = data["recall_control"]
+        lambdas = tuple(float(x) for x in control["lambdas"])
+        risks = tuple(float(x) for x in control["risks"])
+        if len(lambdas) != len(risks) or not lambdas:
+            raise ValueError("recall control has mismatched lambdas and risks")
+        movies = int(control["movies"])
+        if movies < 1:
+            raise ValueError("recall control was measured on no movies")
+        return cls(
+            maps=GenreMaps.from_json(data["maps"], genres),
+            target_precision=float(data["target_precision"]),
+            threshold=float(data["confidence_threshold"]),
+            lambdas=lambdas,
+            risks=risks,
+            movies=movies,
+        )
