@@ -64,7 +64,9 @@ def build_bundle(
     if not isinstance(full.model, FastModel):  # pragma: no cover - train(kind="fast") made it
         raise ModelError("the bundled model must be a fast model")
     compact_model = full.model.compacted(keep_terms=keep_terms)
-    compact = Predictor(compact_model, full.thresholds)
+    # Thresholds and calibration were fitted on the full model's validation scores;
+    # the test figures below measure the compact model with them.
+    compact = Predictor(compact_model, full.thresholds, calibration=full.calibration)
     test = select_movies(paths, "test", split_settings_of(full), loading=loading_of(full))
     compact_metrics = measure(compact, test).metrics
     data = []
