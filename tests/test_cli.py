@@ -156,6 +156,10 @@ def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path
     code, _, stderr = run("evaluate", "--model", tmp_path / "m")
     assert code == 0
     assert "optimistic" in stderr
+    # --data as the directory holding the training file: the same films, the same note
+    code, _, stderr = run("evaluate", "--model", tmp_path / "m", "--data", small_data.parent)
+    assert code == 0
+    assert "optimistic" in stderr
 
 
 @pytest.mark.parametrize(
