@@ -156,6 +156,10 @@ def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path
     code, _, stderr = run("evaluate", "--model", tmp_path / "m")
     assert code == 0
     assert "optimistic" in stderr
+    # --data as the directory holding the training file: the same films, the same note
+    code, _, stderr = run("evaluate", "--model", tmp_path / "m", "--data", small_data.parent)
+    assert code == 0
+    assert "optimistic" in stderr
 
 
 @pytest.mark.parametrize(
@@ -352,3 +356,23 @@ def test_train_refuses_to_replace_a_file(small_data: Path, tmp_path: Path) -> No
     code, _, stderr = run("train", "--data", small_data, "--out", target)
     assert_one_line_error(code, stderr, "is a file")
     assert target.read_text() == "keep me"
+
+
+def test_predict_refuses_options_of_the_other_mode(fast_model: Path, tmp_path: Path) -> None:
+    catalogue = tmp_path / "catalogue.csv"
+    catalogue.write_text("overview\nA heist.\n", encoding="utf-8")
+    code, _, stderr = run(
+        "predict", "--model", fast_model, "--input", catalogue, "--explain", "--top-k", "5"
+    )
+    assert_one_line_error(code, stderr, "--top-k, --explain", "--input")
+    code, _, stderr = run("predict", "--model", fast_model, "--input", catalogue, "--json")
+    assert_one_line_error(code, stderr, "--json")
+    output = tmp_path / "out.csv"
+    code, _, stderr = run(
+        "predict", "--model", fast_model, CRIME, "--output", output, "--engine", "dask"
+    )
+    assert_one_line_error(code, stderr, "--output, --engine", "need --input")
+    assert not output.exists()
+    # an option given at its default value changes nothing, so it is not refused
+    code, _, _ = run("predict", "--model", fast_model, CRIME, "--top-k", "3", "--workers", "2")
+    assert code == 0

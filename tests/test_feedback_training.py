@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli import run
+from tests.test_cli import assert_one_line_error, run
 from tgplus.data import load_movies
 from tgplus.data.genres import DEFAULT_TAXONOMY
 from tgplus.feedback import FeedbackRepository, FeedbackStore, NewFeedback
@@ -99,3 +101,31 @@ def test_train_with_an_unreachable_feedback_database_fails_before_training(
     assert "is unavailable" in stderr
     assert "hunter2" not in stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_train_with_a_missing_sqlite_feedback_file_fails_and_creates_nothing(
+    small_data: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "feedback.sqlite3"
+    url = f"sqlite:///{missing}"
+    code, _, stderr = train_majority(small_data, tmp_path / "m", url)
+    assert_one_line_error(code, stderr, "--feedback", "no database at")
+    assert not missing.parent.exists()
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_does_not_migrate_the_feedback_database(small_data: Path, tmp_path: Path) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    sqlite3.connect(path).close()  # an existing database without the feedback tables
+    code, _, stderr = train_majority(small_data, tmp_path / "m", f"sqlite:///{path}")
+    assert_one_line_error(code, stderr, "--feedback", "tgplus db upgrade")
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == []
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_bad_feedback_url_names_the_option(small_data: Path, tmp_path: Path) -> None:
+    code, _, stderr = train_majority(small_data, tmp_path / "m", "not a url")
+    assert_one_line_error(code, stderr, "--feedback")
+    assert "TGPLUS_DATABASE_URL" not in stderr

@@ -19,7 +19,7 @@ import io
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -501,7 +501,6 @@ class Sink:
     target: Path
     format: Format
     select: Callable[[pa.Table], pa.Table] | None = None
-    rows: int = field(default=0, init=False)
 
     def take(self, table: pa.Table) -> pa.Table:
         return table if self.select is None else self.select(table)

@@ -932,6 +932,31 @@ def predict(
         raise TgplusError(f"--engine {engine!r} is not one of: local, dask")
     if input_file is not None and descriptions:
         raise TgplusError("give descriptions or --input FILE, not both")
+    # Options a mode would silently ignore: those the user set away from their default.
+    single_only = {
+        "--title": title != "",
+        "--top-k": top_k != 3,
+        "--explain": explain,
+        "--recall-target": recall_target is not None,
+        "--json": as_json,
+    }
+    batch_only = {
+        "--output": output is not None,
+        "--text-column": text_column is not None,
+        "--title-column": title_column is not None,
+        "--keep": keep is not None,
+        "--scores": scores,
+        "--resume": resume,
+        "--engine": engine != "local",
+        "--workers": workers != 2,
+        "--scheduler": scheduler is not None,
+        "--chunk-rows": chunk_rows != 16_384,
+        "--review": review is not None,
+    }
+    if input_file is not None and (wrong := [o for o, given in single_only.items() if given]):
+        raise TgplusError(f"{', '.join(wrong)} apply to descriptions, not to --input FILE")
+    if input_file is None and (wrong := [o for o, given in batch_only.items() if given]):
+        raise TgplusError(f"{', '.join(wrong)} need --input FILE; without it they do nothing")
     choice: dict[str, Any] = {
         "text": text_column,
         "title": title_column,

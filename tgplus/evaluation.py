@@ -28,6 +28,7 @@ from tgplus.data import (
     Movie,
     SourceFormat,
     SplitSettings,
+    expand_paths,
     require_movies,
     split_by_key,
 )
@@ -146,11 +147,14 @@ def training_files(predictor: Predictor) -> list[Path]:
 
 
 def overlap_note(predictor: Predictor, files: Sequence[Path], split: SplitChoice) -> str | None:
-    """A warning when `--split all` measures the model on the files it learned from."""
+    """A warning when `--split all` measures the model on the files it learned from.
+
+    `files` may hold directories, as `--data` does: the files under them count.
+    """
     if split != "all":
         return None
     trained = {entry.get("sha256") for entry in predictor.metadata.get("data", [])}
-    if any(path.is_file() and sha256_file(path) in trained for path in files):
+    if any(path.is_file() and sha256_file(path) in trained for path in expand_paths(files)):
         return (
             "these files trained the model and --split all includes its training movies, "
             "so the figures are optimistic; use --split test for an honest measure"

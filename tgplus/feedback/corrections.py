@@ -16,10 +16,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from tgplus.data import Movie
 from tgplus.data.genres import Taxonomy
 from tgplus.data.table import identity_keys
-from tgplus.feedback.store import FeedbackRepository, FeedbackStore
+from tgplus.errors import DataError
+from tgplus.feedback.store import (
+    FeedbackRepository,
+    FeedbackStore,
+    engine_url,
+    head_revision,
+    sqlite_file,
+)
+
+SETTING = "--feedback"
 
 
 @dataclass(frozen=True)
@@ -55,11 +66,25 @@ def read_corrections(url: str, taxonomy: Taxonomy) -> Corrections:
     """Every answer in the database at `url`, latest first, one per film, as movies.
 
     The editor's genres are spelled as `taxonomy` spells them; an answer with
-    none of them is skipped and counted.
+    none of them is skipped and counted. `url` is `tgplus train --feedback`'s:
+    the database must exist at this tgplus's schema; it is read, never created
+    or migrated.
     """
-    store = FeedbackStore(url)
+    full = engine_url(url, SETTING)
+    file = sqlite_file(full)
+    if file is not None and not file.is_file():
+        shown = make_url(full).render_as_string(hide_password=True)
+        raise DataError(
+            f"{SETTING} {shown}: no database at {file}; give the URL of an existing "
+            "feedback database"
+        )
+    store = FeedbackStore(url, setting=SETTING)
     try:
-        store.upgrade()
+        if (revision := store.revision()) != (head := head_revision()):
+            raise DataError(
+                f"{SETTING} {store.shown_url}: the feedback schema is at {revision or 'none'}, "
+                f"not {head}; run `tgplus db upgrade --database` with this URL first"
+            )
         with store.session() as session:
             rows = FeedbackRepository(store, session).feedback(newest_first=True)
     finally:

@@ -231,23 +231,41 @@ def _store_errors(
 # -- the database ------------------------------------------------------------------------------
 
 
-def engine_url(url: str) -> str:
-    """The SQLAlchemy URL for a TGPLUS_DATABASE_URL: postgresql:// means psycopg 3."""
+def engine_url(url: str, setting: str = "TGPLUS_DATABASE_URL") -> str:
+    """The SQLAlchemy URL for a database URL given as `setting`: postgresql:// means psycopg 3."""
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise StoreError(
-            f"TGPLUS_DATABASE_URL {url!r} is not a database URL; use sqlite:///path/feedback.db "
+            f"{setting} {url!r} is not a database URL; use sqlite:///path/feedback.db "
             "or postgresql://user:password@host/dbname"
         ) from None
     backend = parsed.get_backend_name()
     if backend == "postgres" or parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend not in ("sqlite", "postgresql"):
-        raise StoreError(
-            f"TGPLUS_DATABASE_URL: {backend} is not supported; use sqlite:/// or postgresql://"
-        )
+        raise StoreError(f"{setting}: {backend} is not supported; use sqlite:/// or postgresql://")
     return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file an engine URL's SQLite database lives in (None: not SQLite, memory, or a URI)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or "mode=" in url:
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def head_revision() -> str | None:
+    """The schema revision this tgplus's migrations end at."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,16 +277,18 @@ class Upgrade:
 class FeedbackStore:
     """The database behind TGPLUS_DATABASE_URL: its engine, sessions and migrations."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, setting: str = "TGPLUS_DATABASE_URL") -> None:
+        """`setting` is where the user gave `url`, as error messages name it."""
         self.url = url
-        full = engine_url(url)
+        self.setting = setting
+        full = engine_url(url, setting)
         parsed = make_url(full)
         self.shown_url = parsed.render_as_string(hide_password=True)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         try:
             if self.is_sqlite:
-                if parsed.database and parsed.database != ":memory:" and "mode=" not in full:
-                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                if (file := sqlite_file(full)) is not None:
+                    file.parent.mkdir(parents=True, exist_ok=True)
                 self.engine = create_engine(full, connect_args={"timeout": SQLITE_BUSY_SECONDS})
             else:
                 self.engine = create_engine(
@@ -302,7 +322,7 @@ class FeedbackStore:
     def unavailable(self, error: BaseException) -> StoreError:
         return StoreError(
             f"feedback database {self.shown_url} is unavailable ({_first_line(error)}); "
-            "check TGPLUS_DATABASE_URL, that the database is running and writable, then retry"
+            f"check {self.setting}, that the database is running and writable, then retry"
         )
 
     @contextmanager
