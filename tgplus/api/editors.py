@@ -83,8 +83,6 @@ async def record_predictions(
 # -- the routes --------------------------------------------------------------------------------
 
 router = APIRouter()
-# Module level: FastAPI resolves the (string) annotations that name it from module globals.
-BEARER = HTTPBearer(auto_error=False, description="The server's TGPLUS_API_TOKEN.")
 
 
 async def guard(
