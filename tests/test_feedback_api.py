@@ -163,6 +163,20 @@ def test_live_quality_in_metrics(client: TestClient) -> None:
     assert 'tgplus_feedback_received_total{result="stored"} 2.0' in text
 
 
+def test_metrics_read_the_quality_once_a_database_down_at_startup_is_back(
+    model: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    path.mkdir()  # a folder where the database file should be: it cannot be opened
+    settings = Settings(model_path=model, database_url=f"sqlite:///{path}", api_token=TOKEN)
+    with TestClient(create_app(settings)) as client:
+        assert "tgplus_feedback_store_up 0.0" in client.get("/metrics").text
+        path.rmdir()
+        text = client.get("/metrics").text
+        assert "tgplus_feedback_store_up 1.0" in text
+        assert "tgplus_feedback_window_rows 0.0" in text
+
+
 # -- recorded predictions ----------------------------------------------------------------------
 
 
