@@ -177,6 +177,13 @@ def test_metric_labels_are_route_templates(client: TestClient) -> None:
     assert len(labels) < 20
 
 
+def test_a_method_no_route_takes_is_labelled_unmatched(client: TestClient) -> None:
+    assert client.put("/nowhere/at/all").status_code == 405
+    text = client.get("/metrics").text
+    assert 'tgplus_requests_total{method="PUT",route="unmatched",status="405"}' in text
+    assert "{path:path}" not in text
+
+
 # -- 7. line breaks in paths ----------------------------------------------------------------------
 
 
