@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from tests.fixtures import CRIME, HORROR, free_port
 from tgplus.api import create_app
 from tgplus.config import Settings
-from tgplus.feedback import FeedbackRepository, FeedbackStore
+from tgplus.feedback import FeedbackRepository, FeedbackStore, ServedPrediction
 
 TOKEN = "editor-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -163,6 +163,20 @@ def test_live_quality_in_metrics(client: TestClient) -> None:
     assert 'tgplus_feedback_received_total{result="stored"} 2.0' in text
 
 
+def test_metrics_read_the_quality_once_a_database_down_at_startup_is_back(
+    model: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    path.mkdir()  # a folder where the database file should be: it cannot be opened
+    settings = Settings(model_path=model, database_url=f"sqlite:///{path}", api_token=TOKEN)
+    with TestClient(create_app(settings)) as client:
+        assert "tgplus_feedback_store_up 0.0" in client.get("/metrics").text
+        path.rmdir()
+        text = client.get("/metrics").text
+        assert "tgplus_feedback_store_up 1.0" in text
+        assert "tgplus_feedback_window_rows 0.0" in text
+
+
 # -- recorded predictions ----------------------------------------------------------------------
 
 
@@ -187,6 +201,24 @@ def test_recorded_predictions_can_be_pointed_at(model: Path, database_url: str) 
         assert row[:3] == (CRIME, served["genres"], ["Drama"])
         assert client.delete(f"/predictions/{ids[1]}", headers=AUTH).status_code == 200
         assert client.delete(f"/predictions/{ids[1]}", headers=AUTH).status_code == 404
+
+
+def test_a_suggestion_recorded_by_an_older_model_still_takes_feedback(
+    client: TestClient, database_url: str
+) -> None:
+    store = FeedbackStore(database_url)
+    try:
+        with store.session() as session:
+            [old_id] = FeedbackRepository(store, session).record_predictions(
+                [ServedPrediction(CRIME, "Heat", ("Film-Noir",), "an-older-model")]
+            )
+    finally:
+        store.dispose()
+    response = client.post(
+        "/feedback", json={"prediction_id": old_id, "genres": ["Drama"]}, headers=AUTH
+    )
+    assert response.status_code == 201, response.text
+    assert stored(database_url)[0][1:3] == (["Film-Noir"], ["Drama"])
 
 
 def test_without_recording_nothing_is_stored_and_no_id_is_returned(

@@ -177,6 +177,13 @@ def test_metric_labels_are_route_templates(client: TestClient) -> None:
     assert len(labels) < 20
 
 
+def test_a_method_no_route_takes_is_labelled_unmatched(client: TestClient) -> None:
+    assert client.put("/nowhere/at/all").status_code == 405
+    text = client.get("/metrics").text
+    assert 'tgplus_requests_total{method="PUT",route="unmatched",status="405"}' in text
+    assert "{path:path}" not in text
+
+
 # -- 7. line breaks in paths ----------------------------------------------------------------------
 
 
@@ -242,6 +249,21 @@ def test_cors_is_off_unless_origins_are_set(client: TestClient, fast_model: Path
         assert response.headers["access-control-allow-origin"] == "https://a.example"
         other = allowed.options("/predict", headers={**preflight, "Origin": "https://b.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_cors_allows_the_editor_endpoints_bearer_token_and_delete(fast_model: Path) -> None:
+    preflight = {
+        "Origin": "https://a.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    with make_client(fast_model, cors_origins=["https://a.example"]) as allowed:
+        response = allowed.options("/feedback", headers=preflight)
+        assert response.status_code == 200, response.text
+        assert response.headers["access-control-allow-origin"] == "https://a.example"
+        assert "DELETE" in response.headers["access-control-allow-methods"]
+        deleting = {**preflight, "Access-Control-Request-Method": "DELETE"}
+        assert allowed.options("/feedback/1", headers=deleting).status_code == 200
 
 
 # -- saturation: 503 + Retry-After rather than an unbounded queue -------------------------------

@@ -83,8 +83,6 @@ async def record_predictions(
 # -- the routes --------------------------------------------------------------------------------
 
 router = APIRouter()
-# Module level: FastAPI resolves the (string) annotations that name it from module globals.
-BEARER = HTTPBearer(auto_error=False, description="The server's TGPLUS_API_TOKEN.")
 
 
 async def guard(
@@ -161,7 +159,8 @@ async def post_feedback(request: Request, body: FeedbackIn) -> JSONResponse:
     if suggested is None:
         raise InputError("send the suggested genres, or the prediction_id they came from")
     known = set(predictor.genres)
-    unknown = [g for g in [*body.genres, *suggested] if g not in known]
+    # A recorded suggestion may come from an older model: check only what the client sent.
+    unknown = [g for g in [*body.genres, *(body.suggested or [])] if g not in known]
     if unknown:
         raise InputError(
             f"unknown genres: {', '.join(dict.fromkeys(unknown))}; the model's genres are "

@@ -179,8 +179,8 @@ class OptInCors:
             self.cors = CORSMiddleware(
                 self.app,
                 allow_origins=origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Content-Type"],
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Content-Type", "Authorization"],
                 max_age=600,
             )
         await self.cors(scope, receive, send)

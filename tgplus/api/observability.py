@@ -170,6 +170,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Routes of FastAPI's own (docs) and the static files have no APIRoute template.
 _FIXED_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 STATIC_ROUTE = "/static/{path}"
+# The OPTIONS route matches every path: a 405 there means no route takes the method.
+OPTIONS_ROUTE = "/{path:path}"
 
 
 def route_label(scope: Scope, status: int) -> str:
@@ -179,7 +181,7 @@ def route_label(scope: Scope, status: int) -> str:
     be a new label set, and the metrics would grow without bound.
     """
     route = getattr(scope.get("route"), "path", None)
-    if route is not None:
+    if route is not None and not (route == OPTIONS_ROUTE and status == 405):
         return str(route)
     path = scope["path"]
     if status in (404, 405):

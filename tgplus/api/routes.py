@@ -29,6 +29,7 @@ from tgplus.api.schemas import (
     PredictRequest,
 )
 from tgplus.api.state import service
+from tgplus.errors import StoreError
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 # The classic Prometheus text format, which every scraper reads.
@@ -154,7 +155,13 @@ async def model_info(request: Request) -> ModelOut:
 async def prometheus(request: Request) -> Response:
     """Prometheus metrics: requests, latency, predictions, model state, editors' verdicts."""
     state = service(request)
-    await state.editor_metrics.refresh(state.store, state.settings.quality_window)
+    store = None
+    if state.store is not None:
+        try:  # migrates a database that was down at startup, as the editors' routes do
+            store = await state.ready_store()
+        except StoreError:
+            state.editor_metrics.store_up.set(0)
+    await state.editor_metrics.refresh(store, state.settings.quality_window)
     return PlainTextResponse(generate_latest(state.metrics.registry), media_type=METRICS_TYPE)
 
 

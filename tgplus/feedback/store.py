@@ -330,11 +330,6 @@ class FeedbackStore:
         with self._sessions() as session:
             yield session
 
-    def repository(self) -> Iterator[FeedbackRepository]:
-        """A repository over a fresh session, closed afterwards (a FastAPI dependency)."""
-        with self.session() as session:
-            yield FeedbackRepository(self, session)
-
     def serialise(self, connection: Connection, key: int) -> None:
         """Hold a lock on `key` until the transaction ends (PostgreSQL; SQLite holds one anyway)."""
         if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already holds the write lock
