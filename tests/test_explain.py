@@ -134,3 +134,30 @@ def test_old_models_without_a_static_reference_still_explain(fast_model: Path) -
         rebuilt.predict_proba_one(CRIME),
         atol=1e-5,
     )
+
+
+def test_explaining_one_description_scores_it_once(
+    fast_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    predictor = load_predictor(fast_model)
+    model = predictor.model
+    calls: list[str] = []
+    scored = model.predict_proba_one
+
+    def counted(text: str) -> np.ndarray:
+        calls.append(text)
+        return scored(text)
+
+    monkeypatch.setattr(model, "predict_proba_one", counted)
+    explained = predictor.predict_one(CRIME, explain=True)
+    assert len(calls) == 1
+    # the same words and weights as when the explanation scores the text itself
+    monkeypatch.undo()
+    words = explained.top[0].explanation
+    again = predictor.predict([CRIME], explain=True)[0].top[0].explanation
+    assert words
+    assert again
+    assert [(w.text, w.start, w.end) for w in words] == [(w.text, w.start, w.end) for w in again]
+    np.testing.assert_allclose(
+        np.array([w.weight for w in words]), np.array([w.weight for w in again]), atol=1e-5
+    )

@@ -107,15 +107,15 @@ class AccurateModel(GenreModel):
         found.update({name: p[0] for name, p in self._embedding_probabilities(vectors).items()})
         return blend(found, self.weights)
 
-    def explain_one(self, text: str) -> TokenWeights:
+    def explain_one(self, text: str, raw: npt.NDArray[np.float32] | None = None) -> TokenWeights:
         """The light scorers' words only: the embedding and neighbour parts have no exact
         per-word split, and leaving words out one at a time would cost an encoder run per
         word. Their share of the score stays in the baseline (method "exact-parts-only")."""
         names = list(self.weights)
         mixing = dict(zip(names, normalised_weights(names, self.weights).tolist(), strict=True))
-        return self.scorers_.explain_one(
-            text, mixing, self.predict_proba_one(text), "exact-parts-only"
-        )
+        if raw is None:
+            raw = self.predict_proba_one(text)  # an encoder run: callers pass it when they have it
+        return self.scorers_.explain_one(text, mixing, raw, "exact-parts-only")
 
     def get_state(self) -> ModelState:
         state = self.scorers_.get_state()

@@ -72,8 +72,13 @@ class GenreModel(ABC):
         scores: npt.NDArray[np.float32] = self.predict_proba([text])[0]
         return scores
 
-    def explain_one(self, text: str) -> TokenWeights | None:
-        """Each word's weight for every genre of one text, or None where the kind cannot say."""
+    def explain_one(
+        self, text: str, raw: npt.NDArray[np.float32] | None = None
+    ) -> TokenWeights | None:
+        """Each word's weight for every genre of one text, or None where the kind cannot say.
+
+        `raw` is `predict_proba_one(text)` when the caller already has it.
+        """
         return None
 
     @abstractmethod

@@ -348,10 +348,12 @@ class FastModel(GenreModel):
     def predict_proba_one(self, text: str) -> npt.NDArray[np.float32]:
         return self.scorers_.blended_one(text, self.mixing_)
 
-    def explain_one(self, text: str) -> TokenWeights:
+    def explain_one(self, text: str, raw: npt.NDArray[np.float32] | None = None) -> TokenWeights:
         names = ["logistic", "naive_bayes"] + (["static"] if self.scorers_.static_ else [])
         mixing = dict(zip(names, self.mixing_.tolist(), strict=True))
-        return self.scorers_.explain_one(text, mixing, self.predict_proba_one(text), "exact")
+        if raw is None:
+            raw = self.predict_proba_one(text)
+        return self.scorers_.explain_one(text, mixing, raw, "exact")
 
     def get_state(self) -> ModelState:
         state = self.scorers_.get_state()

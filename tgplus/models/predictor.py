@@ -232,9 +232,9 @@ class Predictor:
         """The prediction for one description, on the model's fast single-text path."""
         threshold = self.recall_threshold(recall_target)
         text = model_text(check_description(description, max_chars), check_title(title, max_chars))
-        row = self.calibrated(self.model.predict_proba_one(text))
-        prediction = self._prediction(row, top_k, recall_target, threshold)
-        return self._explained(prediction, description, title) if explain else prediction
+        raw = self.model.predict_proba_one(text)
+        prediction = self._prediction(self.calibrated(raw), top_k, recall_target, threshold)
+        return self._explained(prediction, description, title, raw) if explain else prediction
 
     def _prediction(
         self,
@@ -269,10 +269,19 @@ class Predictor:
             recall_target=recall_target if genre_set is not None else None,
         )
 
-    def _explained(self, prediction: Prediction, description: str, title: str) -> Prediction:
-        """`prediction` with each top genre's words (offsets into the fields as sent)."""
+    def _explained(
+        self,
+        prediction: Prediction,
+        description: str,
+        title: str,
+        raw: npt.NDArray[np.float32] | None = None,
+    ) -> Prediction:
+        """`prediction` with each top genre's words (offsets into the fields as sent).
+
+        `raw` is the model's uncalibrated row for this text, when already computed.
+        """
         stripped_title, stripped_description = title.strip(), description.strip()
-        weights = self.model.explain_one(model_text(stripped_description, stripped_title))
+        weights = self.model.explain_one(model_text(stripped_description, stripped_title), raw)
         if weights is None:
             unexplained = tuple(replace(s, explanation=()) for s in prediction.top)
             return replace(prediction, top=unexplained, explanation_method="none")
