@@ -17,13 +17,13 @@ import importlib.util
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tgplus.batch import ScoringReport
@@ -272,10 +272,14 @@ def score_with_dask(
             raise
         starting.result()
         _write(scored, schema, source, output)
-    reasons = pq.read_table(output, columns=[SKIP_REASON]).column(SKIP_REASON).to_pylist()
+    reasons = pq.read_table(output, columns=[SKIP_REASON]).column(SKIP_REASON)
     report = ScoringReport(outputs=[f"{output}/ (Parquet parts)"])
-    skipped = Counter(reason for reason in reasons if reason is not None)
-    report.add(len(reasons), len(reasons) - sum(skipped.values()), dict(skipped))
+    skipped = {
+        count["values"]: count["counts"]
+        for count in pc.value_counts(reasons).to_pylist()
+        if count["values"] is not None
+    }
+    report.add(len(reasons), len(reasons) - sum(skipped.values()), skipped)
     report.seconds = time.perf_counter() - started
     return report
 
