@@ -22,7 +22,7 @@ from tgplus.errors import InputError, ModelError
 from tgplus.metrics import label_matrix, reliability
 from tgplus.models import Predictor, load_predictor
 from tgplus.models.artifact import CHECKSUM_FIELD, METADATA_FILE, metadata_checksum
-from tgplus.models.calibration import Calibration, recall_sets
+from tgplus.models.calibration import Calibration, confidence_threshold, recall_sets
 
 HEIST = "  A gangster and a detective chase each other after a bank robbery goes wrong.  "
 UNICODE = "Cafe\u0301 noir 🎬👩‍👩‍👧: a gangster robs the bank in İstanbul."
@@ -101,6 +101,40 @@ def test_confidence_is_the_calibrated_top_score(fast: Predictor) -> None:
         prediction = fast.predict_one(text)
         assert prediction.confidence == prediction.top[0].score
         assert prediction.confident == (prediction.confidence >= fast.calibration.threshold)
+
+
+def test_a_precision_the_validation_movies_only_just_reach_is_not_confident() -> None:
+    # 40 most confident movies, 37 right: 0.925 >= 0.9 on these movies, but 37 of 40 is
+    # what a precision of 0.85 gives a third of the time; the rest are mostly wrong
+    confidence = np.linspace(1.0, 0.01, 400).astype(np.float32)
+    hits = np.zeros(400, dtype=bool)
+    hits[:37] = True
+    hits[40:100:3] = True
+    assert hits[:40].mean() >= 0.9
+    assert confidence_threshold(confidence, hits, 0.9) > 1.0
+    # with ten times the evidence the same precision is shown to reach the target
+    many = np.linspace(1.0, 0.01, 4000).astype(np.float32)
+    right = np.zeros(4000, dtype=bool)
+    right[:1000] = np.arange(1000) % 40 >= 2  # 95% right
+    threshold = confidence_threshold(many, right, 0.9)
+    assert threshold <= many[800]
+    assert right[many >= threshold].mean() >= 0.9
+
+
+def test_confident_precision_reaches_the_target_in_most_validation_draws() -> None:
+    # P(right | confidence c) = 0.6 + 0.4 c: movies answered at threshold t are right
+    # 0.8 + 0.2 t of the time, so thresholds below 0.5 miss a 0.9 target. The threshold
+    # where the validation movies' own precision falls to 0.9 misses it in about half of
+    # the draws; the bound must miss in at most 1 - level of them.
+    rng = np.random.default_rng(0)
+    chosen = []
+    for _ in range(200):
+        confidence = rng.random(2000).astype(np.float32)
+        hits = rng.random(2000) < 0.6 + 0.4 * confidence
+        chosen.append(confidence_threshold(confidence, hits, 0.9, level=0.9))
+    missed = [t < 0.5 for t in chosen]
+    assert np.mean(missed) <= 0.1
+    assert np.median(chosen) < 0.7  # it does answer, not just never
 
 
 def test_recall_sets_grow_with_the_target_and_start_with_the_top_genre(fast: Predictor) -> None:

@@ -8,8 +8,10 @@ All three are fitted on the validation share at training time and served as a fe
   class), Platt scaling (a logistic curve on the raw log-odds) elsewhere. Isotonic steps
   are served as knots for `np.interp`, Platt as two numbers.
 - **Abstention.** The confidence of a prediction is the calibrated score of its top genre;
-  it is `confident` at or above the lowest threshold at which the validation movies so
-  answered had their top genre right at least `target_precision` of the time.
+  it is `confident` at or above the lowest threshold whose precision (the share of movies
+  so answered whose top genre is right) reaches `target_precision` with probability
+  `confidence_level` (default 0.9), by a fixed-sequence binomial test on the validation
+  movies: not merely on average, as the validation share's own precision would.
 - **Recall control.** For a target recall `1 - alpha`, the genre set is the top genre plus
   every genre whose calibrated score is at least `lambda`; `lambda` is chosen by conformal
   risk control (Angelopoulos et al. 2022, the "crc" method of MAPIE's multi-label recall
@@ -25,6 +27,7 @@ calibration, fitted on all of it, is not judged on the very movies it was fitted
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -42,6 +45,9 @@ ISOTONIC_MIN_EXAMPLES = 1000
 ISOTONIC_MIN_CLASS = 50
 DEFAULT_TARGET_PRECISION = 0.9
 MIN_ANSWERED = 20  # a threshold must leave this many validation movies answered
+DEFAULT_CONFIDENCE_LEVEL = 0.9
+"""How sure `confident`'s precision is to reach its target (see `confidence_threshold`)."""
+ANSWERED_STEP = 0.02  # the share of validation movies each tried threshold adds
 FOLDS = 5
 LAMBDA_GRID = np.round(np.linspace(0.0, 1.0, 401), 4)
 _EPSILON = 1e-6
@@ -181,20 +187,46 @@ def top_hits(scores: Floats, labels: Bools) -> Bools:
     return hits
 
 
-def confidence_threshold(confidence: Floats, hits: Bools, target_precision: float) -> float:
-    """The lowest confidence at which the movies answered (confidence >= it) have their top
-    genre right at least `target_precision` of the time, with at least MIN_ANSWERED answered;
-    above 1 (never confident) when no threshold reaches the target."""
+def confidence_threshold(
+    confidence: Floats,
+    hits: Bools,
+    target_precision: float,
+    level: float = DEFAULT_CONFIDENCE_LEVEL,
+) -> float:
+    """The lowest confidence threshold at which, with probability `level`, the movies
+    answered (confidence >= it) have their top genre right at least `target_precision` of
+    the time; above 1 (never confident) when no threshold can be shown to reach it.
+
+    A fixed-sequence test (Learn then Test, Angelopoulos et al. 2021): thresholds are
+    tried from the most confident down, answering `ANSWERED_STEP` more of the movies at
+    each step (at least MIN_ANSWERED), each one kept when an exact binomial test rejects
+    "precision below the target" at `1 - level`; the first one not rejected ends the
+    search. The order does not depend on which answers were right, so the chance that the
+    chosen threshold's precision is below the target is at most `1 - level`, however many
+    thresholds were tried. A lowest-threshold-whose-bound-passes rule would not be: it
+    picks among many bounds and fails more often than `1 - level`.
+    """
+    from scipy.stats import binom
+
     order = np.argsort(-confidence, kind="stable")
-    precision = np.cumsum(hits[order]) / np.arange(1, len(order) + 1)
-    reached = np.flatnonzero(
-        (precision >= target_precision) & (np.arange(len(order)) + 1 >= MIN_ANSWERED)
-    )
-    if not len(reached):
-        return 1.01
-    last = reached[-1]
-    # ties: every movie scoring exactly the threshold is answered too
-    return float(confidence[order[last]])
+    ranked = confidence[order]
+    right = np.cumsum(hits[order])
+    chosen, tried = 1.01, None
+    for step in range(1, round(1 / ANSWERED_STEP) + 1):
+        count = max(MIN_ANSWERED, math.ceil(step * ANSWERED_STEP * len(ranked)))
+        if count > len(ranked):
+            break
+        threshold = float(ranked[count - 1])
+        if threshold == tried:
+            continue
+        tried = threshold
+        # ties: every movie scoring exactly the threshold is answered too
+        answered = int(np.searchsorted(-ranked, -threshold, side="right"))
+        p_value = binom.sf(right[answered - 1] - 1, answered, target_precision)
+        if p_value > 1.0 - level:
+            break
+        chosen = threshold
+    return chosen
 
 
 def recall_sets(scores: Floats, threshold: float) -> Bools:
@@ -227,6 +259,9 @@ class Calibration:
     target_precision: float
     threshold: float
     """The confidence at or above which a prediction is `confident`."""
+    confidence_level: float | None
+    """How sure the threshold is to reach `target_precision` (None: a point estimate, as
+    models saved before the bound was introduced chose it)."""
     lambdas: tuple[float, ...]
     risks: tuple[float, ...]
     """The validation share's missed-genre share at each `lambdas` threshold."""
@@ -255,6 +290,7 @@ class Calibration:
         *,
         known: Bools | None = None,
         target_precision: float = DEFAULT_TARGET_PRECISION,
+        confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
         folds: int = FOLDS,
         seed: int = 0,
     ) -> Calibration:
@@ -266,6 +302,10 @@ class Calibration:
         if not 0.0 < target_precision < 1.0:
             raise ModelError(
                 f"target precision {target_precision} is out of range; use a number between 0 and 1"
+            )
+        if not 0.0 < confidence_level < 1.0:
+            raise ModelError(
+                f"confidence level {confidence_level} is out of range; use a number between 0 and 1"
             )
         if len(raw) < 2 * folds:
             raise ModelError(
@@ -289,12 +329,14 @@ class Calibration:
             held_out[counted].max(axis=1),
             top_hits(held_out[counted], labels[counted]),
             target_precision,
+            confidence_level,
         )
         risks = missed_share(held_out, labels, LAMBDA_GRID.tolist())
         return cls(
             maps=maps,
             target_precision=target_precision,
             threshold=round(threshold, 6),
+            confidence_level=confidence_level,
             lambdas=tuple(LAMBDA_GRID.tolist()),
             risks=tuple(np.round(risks, 6).tolist()),
             movies=int(labels.any(axis=1).sum()),
@@ -306,6 +348,7 @@ class Calibration:
             "maps": self.maps.to_json(),
             "target_precision": self.target_precision,
             "confidence_threshold": self.threshold,
+            "confidence_level": self.confidence_level,
             "recall_control": {
                 "method": "conformal risk control (crc), loss = share of genres missed",
                 "movies": self.movies,
@@ -329,6 +372,9 @@ class Calibration:
             maps=GenreMaps.from_json(data["maps"], genres),
             target_precision=float(data["target_precision"]),
             threshold=float(data["confidence_threshold"]),
+            confidence_level=(
+                None if data.get("confidence_level") is None else float(data["confidence_level"])
+            ),
             lambdas=lambdas,
             risks=risks,
             movies=movies,
