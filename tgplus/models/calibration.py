@@ -47,7 +47,8 @@ DEFAULT_TARGET_PRECISION = 0.9
 MIN_ANSWERED = 20  # a threshold must leave this many validation movies answered
 DEFAULT_CONFIDENCE_LEVEL = 0.9
 """How sure `confident`'s precision is to reach its target (see `confidence_threshold`)."""
-ANSWERED_STEP = 0.02  # the share of validation movies each tried threshold adds
+ANSWERED_SHARES = np.round(np.arange(0.1, 1.0, 0.1), 1)
+"""The shares of validation movies answered at the candidate `confident` thresholds."""
 FOLDS = 5
 LAMBDA_GRID = np.round(np.linspace(0.0, 1.0, 401), 4)
 _EPSILON = 1e-6
@@ -197,35 +198,37 @@ def confidence_threshold(
     answered (confidence >= it) have their top genre right at least `target_precision` of
     the time; above 1 (never confident) when no threshold can be shown to reach it.
 
-    A fixed-sequence test (Learn then Test, Angelopoulos et al. 2021): thresholds are
-    tried from the most confident down, answering `ANSWERED_STEP` more of the movies at
-    each step (at least MIN_ANSWERED), each one kept when an exact binomial test rejects
-    "precision below the target" at `1 - level`; the first one not rejected ends the
-    search. The order does not depend on which answers were right, so the chance that the
-    chosen threshold's precision is below the target is at most `1 - level`, however many
-    thresholds were tried. A lowest-threshold-whose-bound-passes rule would not be: it
-    picks among many bounds and fails more often than `1 - level`.
+    The candidates are the thresholds answering 10%, 20%, ... of these movies (at least
+    MIN_ANSWERED): their choice does not depend on which answers were right. Each is
+    tested with an exact one-sided binomial test of "precision below the target" at
+    `(1 - level) / candidates` (Bonferroni, as in Learn then Test, Angelopoulos et al.
+    2021), so that the chance that any kept threshold misses the target is at most
+    `1 - level`; the lowest kept one is chosen. Picking the lowest threshold whose own
+    bound passes, among many, would miss more often than `1 - level`; a fixed-sequence
+    test (stop at the first failure from the top) has more power in theory but gives up
+    at the top, where isotonic steps tie the most confident movies (tried on the shared
+    data: never confident at target 0.85 on unseen Netflix movies).
     """
     from scipy.stats import binom
 
     order = np.argsort(-confidence, kind="stable")
     ranked = confidence[order]
     right = np.cumsum(hits[order])
-    chosen, tried = 1.01, None
-    for step in range(1, round(1 / ANSWERED_STEP) + 1):
-        count = max(MIN_ANSWERED, math.ceil(step * ANSWERED_STEP * len(ranked)))
-        if count > len(ranked):
-            break
-        threshold = float(ranked[count - 1])
-        if threshold == tried:
-            continue
-        tried = threshold
+    counts = [math.ceil(share * len(ranked)) for share in ANSWERED_SHARES]
+    candidates = sorted(
+        {
+            float(ranked[max(n, MIN_ANSWERED) - 1])
+            for n in counts
+            if max(n, MIN_ANSWERED) <= len(ranked)
+        }
+    )
+    chosen = 1.01
+    for threshold in reversed(candidates):
         # ties: every movie scoring exactly the threshold is answered too
         answered = int(np.searchsorted(-ranked, -threshold, side="right"))
         p_value = binom.sf(right[answered - 1] - 1, answered, target_precision)
-        if p_value > 1.0 - level:
-            break
-        chosen = threshold
+        if p_value <= (1.0 - level) / len(candidates):
+            chosen = threshold
     return chosen
 
 
