@@ -37,6 +37,10 @@ def test_report_has_markdown_and_plots(fast_model: Path, tmp_path: Path) -> None
     assert "| fast |" in text
     assert "per_genre_f1.png" in text
     assert "reliability.png" in text
+    assert predictor.calibration is not None
+    never = predictor.calibration.threshold > 1.0  # no threshold shown to reach the target
+    assert ("`confident`: never (no threshold" in text) == never
+    assert ("is reached with probability 0.9): " in text) == (not never)
     for plot in ("per_genre_f1.png", "reliability.png"):
         assert (tmp_path / "r" / plot).read_bytes().startswith(b"\x89PNG")
 

@@ -361,13 +361,27 @@ def trust_lines(main: Evaluation) -> list[str]:
     confident = trust.get("confident")
     if confident:
         hit = confident["hit_at_1"]
-        lines += [
-            f"`confident` (confidence >= {confident['threshold']:.3f}, chosen on validation for "
-            f"a top-genre precision of {confident['target_precision']}): "
-            f"{confident['share']:.1%} of these movies, hit@1 "
-            + (f"{hit:.3f}." if hit is not None else "- (none)."),
-            "",
-        ]
+        level = confident.get("confidence_level")
+        chosen = (
+            f"chosen on validation so that a top-genre precision of "
+            f"{confident['target_precision']} is reached with probability {level}"
+            if level is not None
+            else f"chosen on validation for a top-genre precision of "
+            f"{confident['target_precision']} (a point estimate: an older model)"
+        )
+        if confident["threshold"] > 1.0:
+            lines += [
+                "`confident`: never (no threshold on the validation share reaches a top-genre "
+                f"precision of {confident['target_precision']} with probability {level}).",
+                "",
+            ]
+        else:
+            lines += [
+                f"`confident` (confidence >= {confident['threshold']:.3f}, {chosen}): "
+                f"{confident['share']:.1%} of these movies, hit@1 "
+                + (f"{hit:.3f}." if hit is not None else "- (none)."),
+                "",
+            ]
     recall = trust.get("recall_control", {})
     if recall:
         lines += [

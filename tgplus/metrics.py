@@ -354,6 +354,7 @@ def trust_figures(
         confident = {
             "threshold": calibration.threshold,
             "target_precision": calibration.target_precision,
+            "confidence_level": calibration.confidence_level,
             "share": round(float(answered.sum() / counted.sum()), 4) if counted.any() else 0.0,
             "hit_at_1": round(float(truth[rows, top][answered].mean()), 4)
             if answered.any()
