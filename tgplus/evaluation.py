@@ -34,7 +34,7 @@ from tgplus.data import (
 )
 from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import HEADLINE, measure
+from tgplus.metrics import HEADLINE, Floats, measure
 from tgplus.models import Predictor, load_predictor, model_class
 from tgplus.training import PARTIAL_LABELS, train
 
@@ -107,14 +107,18 @@ def select_movies(
     return movies
 
 
-def by_source(predictor: Predictor, movies: Sequence[Movie]) -> dict[str, dict[str, Any]]:
-    """The headline figures per source file, plus each file's movie count."""
-    groups: dict[str, list[Movie]] = {}
-    for movie in movies:
-        groups.setdefault(movie.source, []).append(movie)
+def by_source(
+    predictor: Predictor, movies: Sequence[Movie], scores: Floats
+) -> dict[str, dict[str, Any]]:
+    """The headline figures per source file, plus each file's movie count, from the
+    movies' calibrated `scores` (scored once, for every source)."""
+    groups: dict[str, list[int]] = {}
+    for row, movie in enumerate(movies):
+        groups.setdefault(movie.source, []).append(row)
     found = {}
-    for source, group in groups.items():
-        metrics = measure(predictor, group).metrics
+    for source, rows in groups.items():
+        group = [movies[row] for row in rows]
+        metrics = measure(predictor, group, scores=scores[rows]).metrics
         found[source] = {"movies": len(group), **{name: metrics[name] for name in HEADLINE}}
     return found
 
@@ -125,7 +129,8 @@ def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
     Genres a movie's sources cannot express are left out of its figures
     (partial labels; see `tgplus.metrics.genre_metrics`).
     """
-    measured = measure(predictor, movies)
+    scores = predictor.score_texts([movie.text for movie in movies])
+    measured = measure(predictor, movies, scores=scores)
     notes = []
     if measured.unseen_genres:
         listed = ", ".join(f"{g} ({n})" for g, n in measured.unseen_genres.items())
@@ -137,7 +142,9 @@ def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
         unseen_genres=measured.unseen_genres,
         training_seconds=predictor.metadata.get("training_seconds"),
         notes=notes,
-        by_source=by_source(predictor, movies) if len({m.source for m in movies}) > 1 else {},
+        by_source=(
+            by_source(predictor, movies, scores) if len({m.source for m in movies}) > 1 else {}
+        ),
         trust=measured.trust,
     )
 
