@@ -193,9 +193,14 @@ def trust_tables(
     )
     confident = trust["confident"]
     if confident:
+        goal = (
+            f"target precision {confident['target_precision']} with probability "
+            f"{confident['confidence_level']}"
+        )
         print(
-            f"\nconfident (>= {confident['threshold']:.3f}, target precision "
-            f"{confident['target_precision']} with probability {confident['confidence_level']}): "
+            f"\nconfident: never ({goal} not shown on validation)"
+            if confident["threshold"] > 1.0
+            else f"\nconfident (>= {confident['threshold']:.3f}, {goal}): "
             f"{confident['share']:.1%} of movies, hit@1 {confident['hit_at_1']}"
         )
     if validation:
