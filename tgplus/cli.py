@@ -753,6 +753,14 @@ def evaluate(
         str | None,
         typer.Option(help="Baseline kinds to train on the same split, e.g. majority,seed-knn."),
     ] = None,
+    feedback: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATABASE_URL",
+            help="Editors' feedback database whose answers override the files' genres "
+            "[default: the one the model was trained with, on its training files].",
+        ),
+    ] = None,
 ) -> None:
     """Measure a model overall and per source file: hit@1, precision@3, F1, Jaccard,
     per-genre figures, optional baselines.
@@ -776,6 +784,7 @@ def evaluate(
         baselines=[kind.strip() for kind in (compare or "").split(",") if kind.strip()],
         report=report,
         progress=not as_json,
+        feedback=feedback,
     )
     if as_json:
         print_json(run.to_dict())

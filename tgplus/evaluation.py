@@ -97,9 +97,16 @@ def select_movies(
     settings: SplitSettings,
     *,
     loading: LoadSettings | None = None,
+    feedback: str | None = None,
 ) -> tuple[Movie, ...]:
-    table = (loading or LoadSettings()).load(files)
-    movies = require_movies(table, "evaluate")
+    """The movies of `files` (with the editors' answers in the `feedback` database applied,
+    as training applies them), all or the test side of the split."""
+    loading = loading or LoadSettings()
+    movies = require_movies(loading.load(files), "evaluate")
+    if feedback is not None:
+        from tgplus.feedback.corrections import apply_corrections, read_corrections
+
+        movies = apply_corrections(movies, read_corrections(feedback, loading.taxonomy)).movies
     if split == "test":
         movies = split_by_key(movies, settings).test
         if not movies:
@@ -149,6 +156,20 @@ def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
     )
 
 
+def training_feedback(predictor: Predictor) -> str | None:
+    """The feedback database the model was trained with (None: none), to read it again."""
+    record = predictor.metadata.get("feedback")
+    if not record:
+        return None
+    url = str(record.get("database", "")).removeprefix("feedback:")
+    if "***" in url:  # the password was not saved
+        raise DataError(
+            "the model was trained with editors' feedback from a database whose password is "
+            "not saved; pass --feedback DATABASE_URL to evaluate with the same answers"
+        )
+    return url
+
+
 def training_files(predictor: Predictor) -> list[Path]:
     return [Path(entry["path"]) for entry in predictor.metadata.get("data", [])]
 
@@ -170,9 +191,15 @@ def overlap_note(predictor: Predictor, files: Sequence[Path], split: SplitChoice
 
 
 def compare_baselines(
-    predictor: Predictor, kinds: Sequence[str], movies: Sequence[Movie], *, progress: bool = False
+    predictor: Predictor,
+    kinds: Sequence[str],
+    movies: Sequence[Movie],
+    *,
+    progress: bool = False,
+    feedback: str | None = None,
 ) -> list[Evaluation]:
-    """Train each baseline kind on the model's own training files and split, then evaluate."""
+    """Train each baseline kind on the model's own training files and split (and the
+    `feedback` database's answers), then evaluate."""
     if not kinds:
         return []  # nothing to train: the training files need not be at hand
     files = training_files(predictor)
@@ -190,6 +217,7 @@ def compare_baselines(
             loading=loading_of(predictor),
             progress=progress,
             partial_labels=bool(predictor.metadata.get("partial_labels", PARTIAL_LABELS)),
+            feedback=feedback,
         )
         evaluation = evaluate(result.predictor, movies)
         evaluation.training_seconds = round(result.seconds, 2)
@@ -224,11 +252,16 @@ def run_evaluation(
     baselines: Sequence[str] = (),
     report: Path | None = None,
     progress: bool = False,
+    feedback: str | None = None,
 ) -> EvaluationRun:
     """Measure the model at `model_path` on `files` (default: its training files),
     beside `baselines` trained on the same files and split; write a report if asked.
 
     `source_format` overrides the format the model's training files were read with.
+    `feedback` is a feedback database whose editors' answers override the files' genres
+    and add films, as `train(feedback=...)` does; by default, the database the model was
+    trained with when evaluating on its training files, so that the split and the genres
+    are the ones it was trained and tested on.
     """
     if split not in ("all", "test"):
         raise DataError(f"--split {split!r} is not one of: all, test")
@@ -236,6 +269,8 @@ def run_evaluation(
     for kind in baselines:
         model_class(kind)  # an unknown kind fails before any work
     predictor = load_predictor(model_path)
+    if feedback is None and not files:
+        feedback = training_feedback(predictor)
     files = list(files or training_files(predictor))
     if not files:
         raise DataError("no data to evaluate on: pass --data FILE")
@@ -243,18 +278,22 @@ def run_evaluation(
     loading = loading_of(predictor)
     if source_format is not None:
         loading = replace(loading, source_format=source_format)
-    movies = select_movies(files, chosen, settings, loading=loading)
+    movies = select_movies(files, chosen, settings, loading=loading, feedback=feedback)
     evaluations = [evaluate(predictor, movies)]
     warning = overlap_note(predictor, files, chosen)
     if warning:
         evaluations[0].notes.append(warning)
-    evaluations += compare_baselines(predictor, baselines, movies, progress=progress)
+    evaluations += compare_baselines(
+        predictor, baselines, movies, progress=progress, feedback=feedback
+    )
     trained_at = predictor.metadata.get("trained_at", "?")
     context = [
         f"model: {model_path} ({predictor.kind}, trained {trained_at})",
         f"data: {', '.join(str(f) for f in files)}; split: {chosen} "
         f"(test share {settings.test_share}); {len(movies):,} movies",
     ]
+    if feedback is not None:
+        context.append("genres: the files' genres with the editors' feedback answers applied")
     if report is not None:
         write_report(evaluations, report, title="tgplus evaluation", context=context)
     return EvaluationRun(evaluations, files, chosen, context, report)
