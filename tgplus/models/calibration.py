@@ -10,8 +10,9 @@ All three are fitted on the validation share at training time and served as a fe
 - **Abstention.** The confidence of a prediction is the calibrated score of its top genre;
   it is `confident` at or above the lowest threshold whose precision (the share of movies
   so answered whose top genre is right) reaches `target_precision` with probability
-  `confidence_level` (default 0.9), by a fixed-sequence binomial test on the validation
-  movies: not merely on average, as the validation share's own precision would.
+  `confidence_level` (default 0.9), by exact binomial tests of ten candidate thresholds on
+  the validation movies (see `confidence_threshold`): not merely on average, as the
+  validation share's own precision would.
 - **Recall control.** For a target recall `1 - alpha`, the genre set is the top genre plus
   every genre whose calibrated score is at least `lambda`; `lambda` is chosen by conformal
   risk control (Angelopoulos et al. 2022, the "crc" method of MAPIE's multi-label recall
