@@ -123,6 +123,21 @@ def test_a_precision_the_validation_movies_only_just_reach_is_not_confident() ->
     assert right[many >= threshold].mean() >= 0.9
 
 
+def test_training_says_when_no_prediction_can_be_confident(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.random((600, 3)) < 0.4
+    scores = np.clip(truth + rng.normal(0, 0.5, truth.shape), 0.001, 0.999).astype(np.float32)
+    reachable = Calibration.fit(scores, truth, target_precision=0.6)
+    assert reachable.threshold <= 1.0
+    assert "no prediction will be confident" not in caplog.text
+    unreachable = Calibration.fit(scores, truth, target_precision=0.99)
+    assert unreachable.threshold > 1.0
+    assert "precision of 0.99 with probability 0.9" in caplog.text
+    assert "no prediction will be confident" in caplog.text
+
+
 def test_confident_precision_reaches_the_target_in_most_validation_draws() -> None:
     # P(right | confidence c) = 0.6 + 0.4 c: movies answered at threshold t are right
     # 0.8 + 0.2 t of the time, so thresholds below 0.5 miss a 0.9 target. The threshold

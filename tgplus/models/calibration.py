@@ -28,6 +28,7 @@ calibration, fitted on all of it, is not judged on the very movies it was fitted
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ import numpy as np
 import numpy.typing as npt
 
 from tgplus.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
 
 Floats = npt.NDArray[np.float32]
 Bools = npt.NDArray[np.bool_]
@@ -335,6 +338,15 @@ class Calibration:
             target_precision,
             confidence_level,
         )
+        if threshold > 1.0:
+            log.warning(
+                "no confidence threshold shows a top-genre precision of %s with probability %s "
+                "on these %d validation movies, so no prediction will be confident; lower "
+                "--target-precision or --confidence-level, or use more data",
+                target_precision,
+                confidence_level,
+                int(counted.sum()),
+            )
         risks = missed_share(held_out, labels, LAMBDA_GRID.tolist())
         return cls(
             maps=maps,
