@@ -41,7 +41,11 @@ from tgplus.files import sha256_file
 from tgplus.metrics import known_matrix, label_matrix, measure, tune_thresholds
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
 from tgplus.models.artifact import check_destination
-from tgplus.models.calibration import DEFAULT_TARGET_PRECISION, Calibration
+from tgplus.models.calibration import (
+    DEFAULT_CONFIDENCE_LEVEL,
+    DEFAULT_TARGET_PRECISION,
+    Calibration,
+)
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
@@ -122,9 +126,11 @@ def fit_predictor(
     *,
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
+    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
 ) -> Predictor:
     """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
-    threshold for `target_precision` and the recall-control curve), then tune thresholds
+    threshold for `target_precision` at `confidence_level`, and the recall-control curve),
+    then tune thresholds
     on the calibrated scores (0.5 and no calibration where there are too few movies).
 
     With `partial_labels`, a genre a movie's sources cannot express is neither
@@ -147,7 +153,11 @@ def fit_predictor(
     told = known_matrix(validation, genres) if partial_labels else None
     if len(validation) >= MIN_CALIBRATION_MOVIES:
         predictor.calibration = Calibration.fit(
-            raw, labels, known=told, target_precision=target_precision
+            raw,
+            labels,
+            known=told,
+            target_precision=target_precision,
+            confidence_level=confidence_level,
         )
     else:
         log.warning(
@@ -193,6 +203,7 @@ def train(
     model: GenreModel | None = None,
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
+    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
     feedback: str | None = None,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
@@ -236,6 +247,7 @@ def train(
         parts.validation,
         partial_labels=partial_labels,
         target_precision=target_precision,
+        confidence_level=confidence_level,
     )
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
