@@ -138,7 +138,7 @@ def complement_nb_head(
         if known is not None and not known[:, genre].all():
             rows = np.flatnonzero(known[:, genre])
             truth = labels[rows, genre]
-            if truth.min() == truth.max():  # one class only: no evidence either way
+            if truth.size == 0 or truth.min() == truth.max():  # no evidence either way
                 coef[:, genre] = 0.0
                 continue
             model = ComplementNB(alpha=alpha).fit(features[rows], truth.astype(np.int8))
