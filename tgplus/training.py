@@ -19,7 +19,6 @@ import copy
 import logging
 import platform
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -252,16 +251,14 @@ def out_of_source_scores(
         fold_model = copy.deepcopy(model)
         try:
             check_learnable([train[i] for i in rows], genres)
-            with warnings.catch_warnings():
-                # A genre no movie of the other files has: scikit-learn says so and fits
-                # a constant; that genre's cells of this fold are left out of tuning below.
-                warnings.filterwarnings("ignore", "Label .* is present in all training examples")
-                fold_model.fit(
-                    [train[i].text for i in rows],
-                    labels[rows],
-                    genres,
-                    known[rows] if known is not None else None,
-                )
+            # A genre no movie of the other files has is fitted as a constant; that
+            # genre's cells of this fold are left out of tuning below.
+            fold_model.fit(
+                [train[i].text for i in rows],
+                labels[rows],
+                genres,
+                known[rows] if known is not None else None,
+            )
         except (ModelError, ValueError) as error:
             log.warning(
                 "thresholds tuned on the validation share: a model without the files %s "

@@ -50,6 +50,10 @@ class LinearHead:
         solver = "liblinear" if sparse.issparse(features) else "lbfgs"
         if known is not None and not known.all():
             return self._fit_masked(features, labels, known, solver)
+        if (labels.min(axis=0) == labels.max(axis=0)).any():
+            # A genre every text has, or none does (a model fitted without the files that
+            # name it): OneVsRestClassifier keeps no coefficients for it; _fit_one does.
+            return self._fit_masked(features, labels, np.ones_like(labels), solver)
         classifier = OneVsRestClassifier(
             LogisticRegression(C=self.c, solver=solver, max_iter=3000), n_jobs=self.n_jobs
         )
@@ -135,15 +139,15 @@ def complement_nb_head(
 
     coef = np.empty((features.shape[1], labels.shape[1]), dtype=np.float32)
     for genre in range(labels.shape[1]):
-        if known is not None and not known[:, genre].all():
-            rows = np.flatnonzero(known[:, genre])
-            truth = labels[rows, genre]
-            if truth.size == 0 or truth.min() == truth.max():  # no evidence either way
-                coef[:, genre] = 0.0
-                continue
-            model = ComplementNB(alpha=alpha).fit(features[rows], truth.astype(np.int8))
-        else:
-            model = ComplementNB(alpha=alpha).fit(features, labels[:, genre].astype(np.int8))
+        masked = known is not None and not known[:, genre].all()
+        rows = np.flatnonzero(known[:, genre]) if known is not None and masked else None
+        truth = labels[rows, genre] if rows is not None else labels[:, genre]
+        if truth.size == 0 or truth.min() == truth.max():  # one class only: no evidence
+            coef[:, genre] = 0.0
+            continue
+        model = ComplementNB(alpha=alpha).fit(
+            features[rows] if rows is not None else features, truth.astype(np.int8)
+        )
         log_prob = model.feature_log_prob_
         coef[:, genre] = log_prob[1] - log_prob[0]
     return LinearHead.from_arrays(coef, np.zeros(labels.shape[1], dtype=np.float32))
