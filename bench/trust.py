@@ -7,7 +7,10 @@ Trains the fast model on the stable split and, on the held-out test side, prints
   top-3 explained words of the description are deleted, against 3 random words
   (the comprehensiveness test for rationales), and their ratio;
 - latency of one description with and without explanations (in process);
-- calibration error, hit@1 by share answered, and achieved recall per target.
+- calibration error, hit@1 by share answered, and achieved recall per target;
+- `confident`: the share answered and its hit@1, and the same for thresholds refitted on
+  the validation side for other target precisions and confidence levels (what the
+  guarantee costs in coverage).
 
 Then, when the data holds the `--held-out` catalogue (a JustWatch service), the
 last three again for a fast model trained on every other file and measured on
@@ -69,7 +72,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         train(files, kind="fast", out=Path(directory) / "fast")
         predictor = load_predictor(Path(directory) / "fast")
-    test = split_by_key(load_movies(files).movies, DEFAULT_SPLIT).test
+    sides = split_by_key(load_movies(files).movies, DEFAULT_SPLIT)
+    test = sides.test
     rng = random.Random(0)
 
     # -- faithfulness ---------------------------------------------------------------------
@@ -130,7 +134,7 @@ def main() -> None:
     print(f"\n## Latency of one description, in process (load average {os.getloadavg()[0]:.2f})\n")
     print(table(rows, [("path", "path"), ("p50", "p50 ms"), ("p99", "p99 ms")]))
 
-    trust_tables(predictor, test, "Held-out test side")
+    trust_tables(predictor, test, "Held-out test side", sides.validation)
 
     # -- a catalogue no training file holds -------------------------------------------------
     catalogue = next((f for f in expand(files) if f.parent.name == arguments.held_out), None)
@@ -151,6 +155,7 @@ def main() -> None:
         unseen_movies(catalogue, others),
         f"The {arguments.held_out} catalogue's movies no other file holds, model trained on "
         "every other file",
+        parts.validation,
     )
 
 
@@ -161,8 +166,14 @@ def expand(files: list[Path]) -> list[Path]:
     return [f for path in files for f in (supported_files(path) if path.is_dir() else [path])]
 
 
-def trust_tables(predictor: Predictor, movies: Sequence[Movie], title: str) -> None:
-    """Calibration error, hit@1 by share answered, `confident`, and recall per target."""
+def trust_tables(
+    predictor: Predictor,
+    movies: Sequence[Movie],
+    title: str,
+    validation: Sequence[Movie] = (),
+) -> None:
+    """Calibration error, hit@1 by share answered, `confident` (and, given the
+    validation movies, its thresholds for other targets), and recall per target."""
     from tgplus.metrics import measure
 
     measured = measure(predictor, movies)
@@ -182,10 +193,18 @@ def trust_tables(predictor: Predictor, movies: Sequence[Movie], title: str) -> N
     )
     confident = trust["confident"]
     if confident:
-        print(
-            f"\nconfident (>= {confident['threshold']:.3f}): {confident['share']:.1%} of movies, "
-            f"hit@1 {confident['hit_at_1']}"
+        goal = (
+            f"target precision {confident['target_precision']} with probability "
+            f"{confident['confidence_level']}"
         )
+        print(
+            f"\nconfident: never ({goal} not shown on validation)"
+            if confident["threshold"] > 1.0
+            else f"\nconfident (>= {confident['threshold']:.3f}, {goal}): "
+            f"{confident['share']:.1%} of movies, hit@1 {confident['hit_at_1']}"
+        )
+    if validation:
+        print(f"\n{confident_costs(predictor, validation, movies)}")
     print()
     print(
         table(
@@ -199,6 +218,51 @@ def trust_tables(predictor: Predictor, movies: Sequence[Movie], title: str) -> N
             ],
             [("target", "recall target"), ("recall", "achieved"), ("size", "mean set size")],
         )
+    )
+
+
+def confident_costs(
+    predictor: Predictor, validation: Sequence[Movie], movies: Sequence[Movie]
+) -> str:
+    """For several target precisions and confidence levels: the `confident` threshold
+    chosen on `validation` and what it answers of `movies` (the model's own top genre,
+    on the movies whose sources can name it, as `measure` counts it)."""
+    from tgplus.metrics import known_matrix, label_matrix
+    from tgplus.models.calibration import Calibration
+
+    raw = predictor.model.predict_proba([m.text for m in validation])
+    labels = label_matrix(validation, predictor.genres)
+    known = known_matrix(validation, predictor.genres)
+    scores = predictor.score_texts([m.text for m in movies])
+    truth, told = label_matrix(movies, predictor.genres), known_matrix(movies, predictor.genres)
+    rows, top = np.arange(len(movies)), scores.argmax(axis=1)
+    counted = truth.any(axis=1) & told[rows, top]
+    found = []
+    for target in (0.9, 0.85, 0.8):
+        for level in (0.8, 0.9, 0.95):
+            fitted = Calibration.fit(
+                raw, labels, known=known, target_precision=target, confidence_level=level
+            )
+            answered = counted & (scores[rows, top] >= fitted.threshold)
+            hit = truth[rows, top][answered]
+            found.append(
+                {
+                    "target": target,
+                    "level": level,
+                    "threshold": "never" if fitted.threshold > 1 else f"{fitted.threshold:.3f}",
+                    "share": f"{answered.sum() / max(counted.sum(), 1):.1%}",
+                    "hit": f"{hit.mean():.3f}" if len(hit) else "-",
+                }
+            )
+    return table(
+        found,
+        [
+            ("target", "target precision"),
+            ("level", "confidence level"),
+            ("threshold", "threshold"),
+            ("share", "share answered"),
+            ("hit", "hit@1 answered"),
+        ],
     )
 
 

@@ -97,9 +97,24 @@ def test_data_summary_language_all(top10k: Path) -> None:
 
 def test_train_then_predict_then_evaluate(small_data: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
-    code, stdout, _ = run("train", "--data", small_data, "--out", model, "--json")
+    code, stdout, _ = run(
+        "train",
+        "--data",
+        small_data,
+        "--out",
+        model,
+        "--json",
+        "--validation-share",
+        "0.2",  # enough validation movies to calibrate
+        "--target-precision",
+        "0.5",
+        "--confidence-level",
+        "0.8",
+    )
     assert code == 0, stdout
     assert json.loads(stdout)["metrics"]["movies"] > 0
+    saved = json.loads((model / "metadata.json").read_text(encoding="utf-8"))["calibration"]
+    assert (saved["target_precision"], saved["confidence_level"]) == (0.5, 0.8)
 
     code, stdout, _ = run("predict", "--model", model, CRIME, "--json", "--top-k", "2")
     assert code == 0
@@ -126,6 +141,8 @@ def test_train_then_predict_then_evaluate(small_data: Path, tmp_path: Path) -> N
         assert key in metrics
     assert metrics["compare"][0]["kind"] == "majority"
     assert (tmp_path / "report" / "report.md").is_file()
+    report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "precision of 0.5 is reached with probability 0.8" in report
 
 
 def test_evaluate_reports_each_source_file(small_data: Path, tmp_path: Path) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fixtures import CRIME, HORROR, write_jsonl
 from tgplus.data import Movie
 from tgplus.evaluation import compare_baselines, evaluate, write_report
+from tgplus.metrics import HEADLINE, measure
 from tgplus.models import load_predictor
 
 
@@ -29,6 +31,33 @@ def test_genres_the_model_never_saw_count_as_misses(fast_model: Path) -> None:
     assert "never learned" in with_unknown.notes[0]
 
 
+def test_per_source_figures_slice_the_scores_instead_of_scoring_again(
+    fast_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    predictor = load_predictor(fast_model)
+    scored: list[str] = []
+    score_texts = predictor.score_texts
+
+    def counting(texts: list[str]) -> Any:
+        scored.extend(texts)
+        return score_texts(texts)
+
+    monkeypatch.setattr(predictor, "score_texts", counting)
+    movies = [
+        Movie(None, "", CRIME, ("Crime",), "en", "a.csv"),
+        Movie(None, "", HORROR, ("Horror",), "en", "b.csv"),
+        Movie(None, "", f"{HORROR} Twice.", ("Comedy",), "en", "b.csv"),
+    ]
+    evaluation = evaluate(predictor, movies)
+    assert len(scored) == len(movies)  # once each, for the whole and every source
+    alone = measure(predictor, movies[1:]).metrics
+    assert evaluation.by_source["b.csv"] == {
+        "movies": 2,
+        **{name: alone[name] for name in HEADLINE},
+    }
+    assert evaluation.by_source["a.csv"]["movies"] == 1
+
+
 def test_report_has_markdown_and_plots(fast_model: Path, tmp_path: Path) -> None:
     predictor = load_predictor(fast_model)
     evaluation = evaluate(predictor, [_movie(CRIME, "Crime", "Drama"), _movie(HORROR, "Horror")])
@@ -37,6 +66,10 @@ def test_report_has_markdown_and_plots(fast_model: Path, tmp_path: Path) -> None
     assert "| fast |" in text
     assert "per_genre_f1.png" in text
     assert "reliability.png" in text
+    assert predictor.calibration is not None
+    never = predictor.calibration.threshold > 1.0  # no threshold shown to reach the target
+    assert ("`confident`: never (no threshold" in text) == never
+    assert ("is reached with probability 0.9): " in text) == (not never)
     for plot in ("per_genre_f1.png", "reliability.png"):
         assert (tmp_path / "r" / plot).read_bytes().startswith(b"\x89PNG")
 

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,32 @@ def test_a_bad_feedback_url_names_the_option(small_data: Path, tmp_path: Path) -
     code, _, stderr = train_majority(small_data, tmp_path / "m", "not a url")
     assert_one_line_error(code, stderr, "--feedback")
     assert "TGPLUS_DATABASE_URL" not in stderr
+
+
+def test_evaluate_applies_the_feedback_the_model_was_trained_with(
+    answered: str, small_data: Path, tmp_path: Path
+) -> None:
+    movies = load_movies([small_data]).movies
+    assert "Western" not in movies[0].genres  # the editor's latest answer makes it one
+    out = tmp_path / "model"
+    assert train_majority(small_data, out, answered)[0] == 0
+
+    def measured(*options: str | Path) -> dict[str, Any]:
+        code, stdout, stderr = run("evaluate", "--model", out, "--json", *options)
+        assert code == 0, stderr
+        result: dict[str, Any] = json.loads(stdout)
+        return result
+
+    plain = measured("--data", small_data)
+    assert plain["movies"] == len(movies)
+    given = measured("--data", small_data, "--feedback", answered)
+    assert given["movies"] == len(movies) + 1  # the film only an editor answered for
+    western = given["per_genre"]["Western"]["support"]
+    assert western == plain["per_genre"]["Western"]["support"] + 1
+    saved = json.loads((out / "metadata.json").read_text())["feedback"]["database"]
+    if "***" in saved:  # a database with a password: the model cannot say how to reach it
+        code, _, stderr = run("evaluate", "--model", out, "--json")
+        assert_one_line_error(code, stderr, "--feedback DATABASE_URL")
+    else:  # by default, the training files and the database the model was trained with
+        default = measured()
+        assert (default["movies"], default["per_genre"]) == (given["movies"], given["per_genre"])

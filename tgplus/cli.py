@@ -36,7 +36,7 @@ from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
 from tgplus.metrics import THRESHOLD_FOLDS
 from tgplus.models.bundled import BUNDLED_MODEL, DEFAULT_KEEP_TERMS, ModelLocation, locate_model
-from tgplus.models.calibration import DEFAULT_TARGET_PRECISION
+from tgplus.models.calibration import DEFAULT_CONFIDENCE_LEVEL, DEFAULT_TARGET_PRECISION
 
 if TYPE_CHECKING:
     from tgplus.feedback import FeedbackRepository, FeedbackStore
@@ -589,7 +589,7 @@ def train(
         float, typer.Option(help="Share of movies held out for testing.")
     ] = DEFAULT_SPLIT.test_share,
     validation_share: Annotated[
-        float, typer.Option(help="Share held out of training to tune thresholds.")
+        float, typer.Option(help="Share held out of training to calibrate the scores.")
     ] = DEFAULT_SPLIT.validation_share,
     encoder: Annotated[
         str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
@@ -612,6 +612,15 @@ def train(
             "validation share; costs one fit per fold).",
         ),
     ] = THRESHOLD_FOLDS,
+    confidence_level: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=0.999,
+            help="How sure the `confident` threshold must be to reach --target-precision "
+            "(a lower confidence bound on the validation share; higher answers fewer).",
+        ),
+    ] = DEFAULT_CONFIDENCE_LEVEL,
     feedback: Annotated[
         str | None,
         typer.Option(
@@ -646,6 +655,7 @@ def train(
         partial_labels=partial_labels,
         target_precision=target_precision,
         threshold_folds=threshold_folds,
+        confidence_level=confidence_level,
         feedback=feedback,
     )
     rows = result.predictor.metadata["rows"]
@@ -754,6 +764,14 @@ def evaluate(
         str | None,
         typer.Option(help="Baseline kinds to train on the same split, e.g. majority,seed-knn."),
     ] = None,
+    feedback: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATABASE_URL",
+            help="Editors' feedback database whose answers override the files' genres "
+            "[default: the one the model was trained with, on its training files].",
+        ),
+    ] = None,
 ) -> None:
     """Measure a model overall and per source file: hit@1, precision@3, F1, Jaccard,
     per-genre figures, optional baselines.
@@ -777,6 +795,7 @@ def evaluate(
         baselines=[kind.strip() for kind in (compare or "").split(",") if kind.strip()],
         report=report,
         progress=not as_json,
+        feedback=feedback,
     )
     if as_json:
         print_json(run.to_dict())

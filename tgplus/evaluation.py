@@ -34,7 +34,7 @@ from tgplus.data import (
 )
 from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import HEADLINE, measure
+from tgplus.metrics import HEADLINE, Floats, measure
 from tgplus.models import Predictor, load_predictor, model_class
 from tgplus.training import PARTIAL_LABELS, train
 
@@ -97,9 +97,16 @@ def select_movies(
     settings: SplitSettings,
     *,
     loading: LoadSettings | None = None,
+    feedback: str | None = None,
 ) -> tuple[Movie, ...]:
-    table = (loading or LoadSettings()).load(files)
-    movies = require_movies(table, "evaluate")
+    """The movies of `files` (with the editors' answers in the `feedback` database applied,
+    as training applies them), all or the test side of the split."""
+    loading = loading or LoadSettings()
+    movies = require_movies(loading.load(files), "evaluate")
+    if feedback is not None:
+        from tgplus.feedback.corrections import apply_corrections, read_corrections
+
+        movies = apply_corrections(movies, read_corrections(feedback, loading.taxonomy)).movies
     if split == "test":
         movies = split_by_key(movies, settings).test
         if not movies:
@@ -107,14 +114,18 @@ def select_movies(
     return movies
 
 
-def by_source(predictor: Predictor, movies: Sequence[Movie]) -> dict[str, dict[str, Any]]:
-    """The headline figures per source file, plus each file's movie count."""
-    groups: dict[str, list[Movie]] = {}
-    for movie in movies:
-        groups.setdefault(movie.source, []).append(movie)
+def by_source(
+    predictor: Predictor, movies: Sequence[Movie], scores: Floats
+) -> dict[str, dict[str, Any]]:
+    """The headline figures per source file, plus each file's movie count, from the
+    movies' calibrated `scores` (scored once, for every source)."""
+    groups: dict[str, list[int]] = {}
+    for row, movie in enumerate(movies):
+        groups.setdefault(movie.source, []).append(row)
     found = {}
-    for source, group in groups.items():
-        metrics = measure(predictor, group).metrics
+    for source, rows in groups.items():
+        group = [movies[row] for row in rows]
+        metrics = measure(predictor, group, scores=scores[rows]).metrics
         found[source] = {"movies": len(group), **{name: metrics[name] for name in HEADLINE}}
     return found
 
@@ -125,7 +136,8 @@ def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
     Genres a movie's sources cannot express are left out of its figures
     (partial labels; see `tgplus.metrics.genre_metrics`).
     """
-    measured = measure(predictor, movies)
+    scores = predictor.score_texts([movie.text for movie in movies])
+    measured = measure(predictor, movies, scores=scores)
     notes = []
     if measured.unseen_genres:
         listed = ", ".join(f"{g} ({n})" for g, n in measured.unseen_genres.items())
@@ -137,9 +149,25 @@ def evaluate(predictor: Predictor, movies: Sequence[Movie]) -> Evaluation:
         unseen_genres=measured.unseen_genres,
         training_seconds=predictor.metadata.get("training_seconds"),
         notes=notes,
-        by_source=by_source(predictor, movies) if len({m.source for m in movies}) > 1 else {},
+        by_source=(
+            by_source(predictor, movies, scores) if len({m.source for m in movies}) > 1 else {}
+        ),
         trust=measured.trust,
     )
+
+
+def training_feedback(predictor: Predictor) -> str | None:
+    """The feedback database the model was trained with (None: none), to read it again."""
+    record = predictor.metadata.get("feedback")
+    if not record:
+        return None
+    url = str(record.get("database", "")).removeprefix("feedback:")
+    if "***" in url:  # the password was not saved
+        raise DataError(
+            "the model was trained with editors' feedback from a database whose password is "
+            "not saved; pass --feedback DATABASE_URL to evaluate with the same answers"
+        )
+    return url
 
 
 def training_files(predictor: Predictor) -> list[Path]:
@@ -163,9 +191,15 @@ def overlap_note(predictor: Predictor, files: Sequence[Path], split: SplitChoice
 
 
 def compare_baselines(
-    predictor: Predictor, kinds: Sequence[str], movies: Sequence[Movie], *, progress: bool = False
+    predictor: Predictor,
+    kinds: Sequence[str],
+    movies: Sequence[Movie],
+    *,
+    progress: bool = False,
+    feedback: str | None = None,
 ) -> list[Evaluation]:
-    """Train each baseline kind on the model's own training files and split, then evaluate."""
+    """Train each baseline kind on the model's own training files and split (and the
+    `feedback` database's answers), then evaluate."""
     if not kinds:
         return []  # nothing to train: the training files need not be at hand
     files = training_files(predictor)
@@ -183,6 +217,7 @@ def compare_baselines(
             loading=loading_of(predictor),
             progress=progress,
             partial_labels=bool(predictor.metadata.get("partial_labels", PARTIAL_LABELS)),
+            feedback=feedback,
         )
         evaluation = evaluate(result.predictor, movies)
         evaluation.training_seconds = round(result.seconds, 2)
@@ -217,11 +252,16 @@ def run_evaluation(
     baselines: Sequence[str] = (),
     report: Path | None = None,
     progress: bool = False,
+    feedback: str | None = None,
 ) -> EvaluationRun:
     """Measure the model at `model_path` on `files` (default: its training files),
     beside `baselines` trained on the same files and split; write a report if asked.
 
     `source_format` overrides the format the model's training files were read with.
+    `feedback` is a feedback database whose editors' answers override the files' genres
+    and add films, as `train(feedback=...)` does; by default, the database the model was
+    trained with when evaluating on its training files, so that the split and the genres
+    are the ones it was trained and tested on.
     """
     if split not in ("all", "test"):
         raise DataError(f"--split {split!r} is not one of: all, test")
@@ -229,6 +269,8 @@ def run_evaluation(
     for kind in baselines:
         model_class(kind)  # an unknown kind fails before any work
     predictor = load_predictor(model_path)
+    if feedback is None and not files:
+        feedback = training_feedback(predictor)
     files = list(files or training_files(predictor))
     if not files:
         raise DataError("no data to evaluate on: pass --data FILE")
@@ -236,18 +278,22 @@ def run_evaluation(
     loading = loading_of(predictor)
     if source_format is not None:
         loading = replace(loading, source_format=source_format)
-    movies = select_movies(files, chosen, settings, loading=loading)
+    movies = select_movies(files, chosen, settings, loading=loading, feedback=feedback)
     evaluations = [evaluate(predictor, movies)]
     warning = overlap_note(predictor, files, chosen)
     if warning:
         evaluations[0].notes.append(warning)
-    evaluations += compare_baselines(predictor, baselines, movies, progress=progress)
+    evaluations += compare_baselines(
+        predictor, baselines, movies, progress=progress, feedback=feedback
+    )
     trained_at = predictor.metadata.get("trained_at", "?")
     context = [
         f"model: {model_path} ({predictor.kind}, trained {trained_at})",
         f"data: {', '.join(str(f) for f in files)}; split: {chosen} "
         f"(test share {settings.test_share}); {len(movies):,} movies",
     ]
+    if feedback is not None:
+        context.append("genres: the files' genres with the editors' feedback answers applied")
     if report is not None:
         write_report(evaluations, report, title="tgplus evaluation", context=context)
     return EvaluationRun(evaluations, files, chosen, context, report)
@@ -361,13 +407,27 @@ def trust_lines(main: Evaluation) -> list[str]:
     confident = trust.get("confident")
     if confident:
         hit = confident["hit_at_1"]
-        lines += [
-            f"`confident` (confidence >= {confident['threshold']:.3f}, chosen on validation for "
-            f"a top-genre precision of {confident['target_precision']}): "
-            f"{confident['share']:.1%} of these movies, hit@1 "
-            + (f"{hit:.3f}." if hit is not None else "- (none)."),
-            "",
-        ]
+        level = confident.get("confidence_level")
+        chosen = (
+            f"chosen on validation so that a top-genre precision of "
+            f"{confident['target_precision']} is reached with probability {level}"
+            if level is not None
+            else f"chosen on validation for a top-genre precision of "
+            f"{confident['target_precision']} (a point estimate: an older model)"
+        )
+        if confident["threshold"] > 1.0:
+            lines += [
+                "`confident`: never (no threshold on the validation share reaches a top-genre "
+                f"precision of {confident['target_precision']} with probability {level}).",
+                "",
+            ]
+        else:
+            lines += [
+                f"`confident` (confidence >= {confident['threshold']:.3f}, {chosen}): "
+                f"{confident['share']:.1%} of these movies, hit@1 "
+                + (f"{hit:.3f}." if hit is not None else "- (none)."),
+                "",
+            ]
     recall = trust.get("recall_control", {})
     if recall:
         lines += [

@@ -295,9 +295,14 @@ class Measurement:
 
 
 def measure(
-    predictor: Predictor, movies: Sequence[Movie], *, partial_labels: bool = True
+    predictor: Predictor,
+    movies: Sequence[Movie],
+    *,
+    partial_labels: bool = True,
+    scores: Floats | None = None,
 ) -> Measurement:
-    """Score `movies` and compare with their genres.
+    """Score `movies` (unless their calibrated `scores` are given) and compare with their
+    genres.
 
     Genres the model never learned are added as columns it never predicts, so
     movies that have them count as misses for them (and for hit@1 when they
@@ -309,7 +314,8 @@ def measure(
     known = list(predictor.genres)
     unseen = {g: n for g, n in genre_counts(movies).most_common() if g not in set(known)}
     genres = known + sorted(unseen)
-    scores = predictor.score_texts([movie.text for movie in movies])
+    if scores is None:
+        scores = predictor.score_texts([movie.text for movie in movies])
     decided = decide(scores, predictor.thresholds)
     never = np.zeros((len(movies), len(unseen)), dtype=bool)
     truth = label_matrix(movies, genres)
@@ -357,6 +363,7 @@ def trust_figures(
         confident = {
             "threshold": calibration.threshold,
             "target_precision": calibration.target_precision,
+            "confidence_level": calibration.confidence_level,
             "share": round(float(answered.sum() / counted.sum()), 4) if counted.any() else 0.0,
             "hit_at_1": round(float(truth[rows, top][answered].mean()), 4)
             if answered.any()

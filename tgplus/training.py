@@ -51,7 +51,11 @@ from tgplus.metrics import (
 )
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
 from tgplus.models.artifact import check_destination
-from tgplus.models.calibration import DEFAULT_TARGET_PRECISION, Calibration
+from tgplus.models.calibration import (
+    DEFAULT_CONFIDENCE_LEVEL,
+    DEFAULT_TARGET_PRECISION,
+    Calibration,
+)
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
 log = logging.getLogger(__name__)
@@ -133,13 +137,14 @@ def fit_predictor(
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
     threshold_folds: int = THRESHOLD_FOLDS,
+    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
 ) -> Predictor:
     """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
-    threshold for `target_precision` and the recall-control curve), then tune thresholds
-    on calibrated scores (0.5 and no calibration where there are too few movies): the
-    out-of-source scores of the train movies (`out_of_source_scores`, `threshold_folds`
-    groups of source files), or the validation share's when `threshold_folds` is 0 or
-    the movies come from one file.
+    threshold for `target_precision` at `confidence_level`, and the recall-control curve),
+    then tune thresholds on calibrated scores (0.5 and no calibration where there are too
+    few movies): the out-of-source scores of the train movies (`out_of_source_scores`,
+    `threshold_folds` groups of source files), or the validation share's when
+    `threshold_folds` is 0 or the movies come from one file.
 
     With `partial_labels`, a genre a movie's sources cannot express is neither
     a positive nor a negative example of it, in fitting, calibrating and tuning.
@@ -162,7 +167,11 @@ def fit_predictor(
     told = known_matrix(validation, genres) if partial_labels else None
     if len(validation) >= MIN_CALIBRATION_MOVIES:
         predictor.calibration = Calibration.fit(
-            raw, labels, known=told, target_precision=target_precision
+            raw,
+            labels,
+            known=told,
+            target_precision=target_precision,
+            confidence_level=confidence_level,
         )
     else:
         log.warning(
@@ -314,6 +323,7 @@ def train(
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
     threshold_folds: int = THRESHOLD_FOLDS,
+    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
     feedback: str | None = None,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
@@ -358,6 +368,7 @@ def train(
         partial_labels=partial_labels,
         target_precision=target_precision,
         threshold_folds=threshold_folds,
+        confidence_level=confidence_level,
     )
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
