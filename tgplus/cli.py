@@ -34,6 +34,7 @@ from tgplus.data import (
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
+from tgplus.metrics import THRESHOLD_FOLDS
 from tgplus.models.bundled import BUNDLED_MODEL, DEFAULT_KEEP_TERMS, ModelLocation, locate_model
 from tgplus.models.calibration import DEFAULT_CONFIDENCE_LEVEL, DEFAULT_TARGET_PRECISION
 
@@ -588,7 +589,7 @@ def train(
         float, typer.Option(help="Share of movies held out for testing.")
     ] = DEFAULT_SPLIT.test_share,
     validation_share: Annotated[
-        float, typer.Option(help="Share held out of training to tune thresholds.")
+        float, typer.Option(help="Share held out of training to calibrate the scores.")
     ] = DEFAULT_SPLIT.validation_share,
     encoder: Annotated[
         str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
@@ -602,6 +603,15 @@ def train(
             "(threshold chosen on the validation share).",
         ),
     ] = DEFAULT_TARGET_PRECISION,
+    threshold_folds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Tune each genre's threshold on out-of-source scores: the training files in "
+            "this many groups, each scored by a model fitted without it (0: tune on the "
+            "validation share; costs one fit per fold).",
+        ),
+    ] = THRESHOLD_FOLDS,
     confidence_level: Annotated[
         float,
         typer.Option(
@@ -644,6 +654,7 @@ def train(
         progress=not as_json,
         partial_labels=partial_labels,
         target_precision=target_precision,
+        threshold_folds=threshold_folds,
         confidence_level=confidence_level,
         feedback=feedback,
     )
