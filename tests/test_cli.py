@@ -168,6 +168,20 @@ def test_evaluate_reports_each_source_file(small_data: Path, tmp_path: Path) -> 
     assert "other.jsonl" in stdout
 
 
+def test_train_threshold_folds_says_where_thresholds_are_tuned(
+    small_data: Path, metadata: Path, tmp_path: Path
+) -> None:
+    for folds, expected in (("3", "out-of-source scores of"), ("0", "validation")):
+        model = tmp_path / folds
+        code, _, _ = run(
+            "train", "--data", small_data, "--data", metadata, "--kind", "majority",
+            "--threshold-folds", folds, "--out", model,
+        )  # fmt: skip
+        assert code == 0
+        tuned_on = json.loads((model / "metadata.json").read_text())["thresholds_tuned_on"]
+        assert tuned_on.startswith(expected)
+
+
 def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path: Path) -> None:
     run("train", "--data", small_data, "--out", tmp_path / "m")
     code, _, stderr = run("evaluate", "--model", tmp_path / "m")

@@ -83,6 +83,22 @@ def test_complement_nb_head_equals_scikit_learn() -> None:
         np.testing.assert_allclose(ours[:, genre], expected, atol=1e-5)
 
 
+def test_heads_fit_a_genre_no_text_has_as_a_constant() -> None:
+    """A model fitted without the files that name a genre (cross-fitting by source file
+    does this) still fits: that genre's log-odds are a constant, its other genres as usual."""
+    from tgplus.models.linear import LinearHead, complement_nb_head
+
+    features = TfidfBlock(settings=TfidfSettings(min_df=1)).fit(TEXTS).transform(TEXTS)
+    labels = np.array([[1, 0], [0, 0], [0, 0], [1, 0], [1, 0], [0, 0], [1, 0], [0, 0]], dtype=bool)
+    for head in (
+        LinearHead(c=10.0).fit(features, labels),
+        complement_nb_head(features, labels, 0.1),
+    ):
+        decision = head.decision(features)
+        assert np.ptp(decision[:, 1]) == 0.0
+        assert decision[:, 0][labels[:, 0]].min() > decision[:, 0][~labels[:, 0]].max()
+
+
 # -- the fast model ----------------------------------------------------------------------------
 
 

@@ -173,3 +173,75 @@ def test_the_cli_says_so_without_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "error:" in result.output
+
+
+# -- thresholds tuned where validation looks like deployment: catalogues the model never saw --
+
+
+def test_each_file_is_scored_by_a_model_that_never_saw_it(metadata: Path, netflix: Path) -> None:
+    from tgplus.data import load_movies
+    from tgplus.metrics import known_matrix
+    from tgplus.training import make_model, out_of_source_scores, training_genres
+
+    movies = load_movies([metadata, netflix]).movies
+    genres = training_genres(movies)
+    known = known_matrix(movies, genres)
+    crossed = out_of_source_scores(make_model("majority"), movies, genres, known)
+    assert crossed is not None
+    assert "2 folds by source file" in crossed.description
+    drama = genres.index("Drama")
+    for file in (metadata, netflix):
+        scored = [i for i, m in enumerate(movies) if m.source == str(file)]
+        # majority scores every text with the genre rates of the movies it was fitted on:
+        # here, the movies that `file` does not hold (a film in both files is in neither).
+        unseen = [m for m in movies if str(file) not in (m.sources or (m.source,))]
+        rate = np.mean(["Drama" in m.genres for m in unseen])
+        assert len(scored) > 1000
+        assert np.allclose(crossed.scores[scored, drama], rate)
+    # Adventure: JustWatch cannot name it, and the model fitted without the TMDB file never
+    # saw one, so no cell of either file can judge its threshold.
+    assert not crossed.known[:, genres.index("Adventure")].any()
+
+
+def test_a_genre_no_fold_can_judge_keeps_its_validation_threshold(
+    metadata: Path, netflix: Path
+) -> None:
+    from tgplus.data import load_movies, split_by_key
+    from tgplus.metrics import known_matrix, label_matrix
+    from tgplus.training import fit_predictor, make_model
+
+    parts = split_by_key(load_movies([metadata, netflix]).movies, SplitSettings(0.0, 0.2))
+    predictor = fit_predictor(make_model("majority"), parts.train, parts.validation)
+    genres = list(predictor.genres)
+    tuned_on = predictor.metadata["thresholds_tuned_on"]
+    assert tuned_on.startswith("out-of-source scores of")
+    assert "validation for Adventure" in tuned_on
+    raw = predictor.model.predict_proba([m.text for m in parts.validation])
+    on_validation = tune_thresholds(
+        predictor.calibrated(raw),
+        label_matrix(parts.validation, genres),
+        known=known_matrix(parts.validation, genres),
+    )
+    adventure = genres.index("Adventure")
+    assert predictor.thresholds[adventure] == on_validation[adventure]
+
+
+def test_one_file_or_no_folds_tunes_thresholds_on_validation(small_data: Path) -> None:
+    assert train([small_data]).predictor.metadata["thresholds_tuned_on"] == "validation"
+
+
+def test_source_folds_put_every_file_in_one_group_of_about_equal_size() -> None:
+    from tgplus.data import Movie
+    from tgplus.training import source_folds
+
+    sizes = {"a.csv": 50, "b.csv": 30, "c.csv": 20, "d.csv": 20, "e.csv": 5}
+    movies = [
+        Movie(None, f"{name} {i}", "Plot.", ("Drama",), "en", name)
+        for name, size in sizes.items()
+        for i in range(size)
+    ]
+    groups = source_folds(movies, 3)
+    assert sorted(f for g in groups for f in g) == sorted(sizes)
+    # largest first into the smallest group: a | b, e | c, d
+    assert sorted(sum(sizes[f] for f in g) for g in groups) == [35, 40, 50]
+    assert len(source_folds(movies[:50], 3)) == 1  # one file: nothing to hold out

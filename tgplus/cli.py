@@ -34,6 +34,7 @@ from tgplus.data import (
 from tgplus.data.fetch import fetch_kaggle, fetch_url
 from tgplus.data.summary import summarise
 from tgplus.errors import TgplusError
+from tgplus.metrics import THRESHOLD_FOLDS
 from tgplus.models.bundled import BUNDLED_MODEL, DEFAULT_KEEP_TERMS, ModelLocation, locate_model
 from tgplus.models.calibration import DEFAULT_CONFIDENCE_LEVEL, DEFAULT_TARGET_PRECISION
 
@@ -611,6 +612,15 @@ def train(
             "(a lower confidence bound on the validation share; higher answers fewer).",
         ),
     ] = DEFAULT_CONFIDENCE_LEVEL,
+    threshold_folds: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Tune each genre's threshold on out-of-source scores: the training files in "
+            "this many groups, each scored by a model fitted without it (0: tune on the "
+            "validation share; costs one fit per fold).",
+        ),
+    ] = THRESHOLD_FOLDS,
     feedback: Annotated[
         str | None,
         typer.Option(
@@ -645,6 +655,7 @@ def train(
         partial_labels=partial_labels,
         target_precision=target_precision,
         confidence_level=confidence_level,
+        threshold_folds=threshold_folds,
         feedback=feedback,
     )
     rows = result.predictor.metadata["rows"]

@@ -20,6 +20,9 @@ Bools = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float32]
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+THRESHOLD_FOLDS = 3
+"""Groups of source files whose out-of-source scores training tunes thresholds on
+(`tgplus.training.out_of_source_scores`); 0 tunes them on the validation share."""
 
 # The figures reports lead with, and their short column headings.
 HEADLINE = {

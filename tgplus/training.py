@@ -15,6 +15,7 @@ if __name__ == "__main__" and not __package__:
     # Run as a script: import the tgplus package, not the modules beside this file.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+import copy
 import logging
 import platform
 import time
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata as package_metadata
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from tgplus.data import (
     DEFAULT_SPLIT,
@@ -38,7 +42,13 @@ from tgplus.data import (
 )
 from tgplus.errors import DataError, ModelError
 from tgplus.files import sha256_file
-from tgplus.metrics import known_matrix, label_matrix, measure, tune_thresholds
+from tgplus.metrics import (
+    THRESHOLD_FOLDS,
+    known_matrix,
+    label_matrix,
+    measure,
+    tune_thresholds,
+)
 from tgplus.models import DEFAULT_KIND, GenreModel, Predictor, model_class, save_predictor
 from tgplus.models.artifact import check_destination
 from tgplus.models.calibration import (
@@ -127,11 +137,14 @@ def fit_predictor(
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
     confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
+    threshold_folds: int = THRESHOLD_FOLDS,
 ) -> Predictor:
     """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
     threshold for `target_precision` at `confidence_level`, and the recall-control curve),
-    then tune thresholds
-    on the calibrated scores (0.5 and no calibration where there are too few movies).
+    then tune thresholds on calibrated scores (0.5 and no calibration where there are too
+    few movies): the out-of-source scores of the train movies (`out_of_source_scores`,
+    `threshold_folds` groups of source files), or the validation share's when
+    `threshold_folds` is 0 or the movies come from one file.
 
     With `partial_labels`, a genre a movie's sources cannot express is neither
     a positive nor a negative example of it, in fitting, calibrating and tuning.
@@ -139,6 +152,7 @@ def fit_predictor(
     genres = training_genres(train)
     check_learnable(train, genres)
     known = known_matrix(train, genres) if partial_labels else None
+    unfitted = copy.deepcopy(model)  # for out-of-source threshold tuning
     try:
         model.fit([movie.text for movie in train], label_matrix(train, genres), genres, known)
     except ValueError as error:  # scikit-learn's word for data it cannot fit; say it as ours
@@ -166,8 +180,113 @@ def fit_predictor(
             len(validation),
             MIN_CALIBRATION_MOVIES,
         )
+    crossed = (
+        out_of_source_scores(unfitted, train, genres, known, threshold_folds)
+        if threshold_folds
+        else None
+    )
     predictor.thresholds = tune_thresholds(predictor.calibrated(raw), labels, known=told)
+    predictor.metadata["thresholds_tuned_on"] = "validation"
+    if crossed is None:
+        return predictor
+    # A genre no fold could judge (say, only one group of files can name it) keeps the
+    # threshold tuned on the validation share.
+    judged = (crossed.labels & crossed.known).any(axis=0)
+    out_of_source = tune_thresholds(
+        predictor.calibrated(crossed.scores), crossed.labels, known=crossed.known
+    )
+    predictor.thresholds = np.where(judged, out_of_source, predictor.thresholds)
+    unjudged = [genres[g] for g in np.flatnonzero(~judged).tolist()]
+    predictor.metadata["thresholds_tuned_on"] = crossed.description + (
+        f"; validation for {', '.join(unjudged)}" if unjudged else ""
+    )
     return predictor
+
+
+@dataclass(frozen=True)
+class CrossFitted:
+    """Each training movie's raw scores from a model that never saw its source file."""
+
+    scores: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.bool_]
+    known: npt.NDArray[np.bool_]
+    """False where the movie's sources cannot express the genre, or where the fold's
+    model never saw a positive example of it (its score there says nothing)."""
+    description: str
+
+
+def source_folds(movies: Sequence[Movie], folds: int) -> list[set[str]]:
+    """The movies' source files in `folds` groups of about equal size (largest file
+    first into the smallest group), or fewer groups when there are fewer files."""
+    sizes: dict[str, int] = {}
+    for movie in movies:
+        sizes[movie.source] = sizes.get(movie.source, 0) + 1
+    groups: list[set[str]] = [set() for _ in range(min(folds, len(sizes)))]
+    totals = [0] * len(groups)
+    for source, size in sorted(sizes.items(), key=lambda item: (-item[1], item[0])):
+        smallest = totals.index(min(totals))
+        groups[smallest].add(source)
+        totals[smallest] += size
+    return groups
+
+
+def out_of_source_scores(
+    model: GenreModel,
+    train: Sequence[Movie],
+    genres: Sequence[str],
+    known: npt.NDArray[np.bool_] | None,
+    folds: int = THRESHOLD_FOLDS,
+) -> CrossFitted | None:
+    """Cross-fitting by source file: the train movies' files are put in `folds` groups,
+    and for each group a copy of the unfitted `model` (same kind and settings) is fitted on
+    the movies no file of the group holds and scores the movies first read from it.
+
+    Thresholds tuned on these scores fit what users do, score a catalogue the model
+    never saw: tuned on the validation share instead (films from the very catalogues
+    the model learned from), they came out too high for unseen catalogues. None when
+    the movies come from a single file (nothing to hold out) or a fold cannot be fitted.
+    """
+    groups = source_folds(train, folds)
+    if len(groups) < 2:
+        return None
+    labels = label_matrix(train, genres)
+    told = known if known is not None else np.ones_like(labels)
+    scores = np.zeros(labels.shape, dtype=np.float32)
+    usable = told.copy()
+    for group in groups:
+        scored = np.array([movie.source in group for movie in train])
+        fitted_on = np.array([not group & set(movie.sources or (movie.source,)) for movie in train])
+        rows: list[int] = np.flatnonzero(fitted_on).tolist()
+        fold_model = copy.deepcopy(model)
+        try:
+            check_learnable([train[i] for i in rows], genres)
+            # A genre no movie of the other files has is fitted as a constant; that
+            # genre's cells of this fold are left out of tuning below.
+            fold_model.fit(
+                [train[i].text for i in rows],
+                labels[rows],
+                genres,
+                known[rows] if known is not None else None,
+            )
+        except (ModelError, ValueError) as error:
+            log.warning(
+                "thresholds tuned on the validation share: a model without the files %s "
+                "cannot be fitted (%s)",
+                ", ".join(sorted(group)),
+                error,
+            )
+            return None
+        scored_rows: list[int] = np.flatnonzero(scored).tolist()
+        scores[scored] = fold_model.predict_proba([train[i].text for i in scored_rows])
+        never_positive = ~(labels[rows] & told[rows]).any(axis=0)
+        usable[np.ix_(scored, never_positive)] = False
+    return CrossFitted(
+        scores,
+        labels,
+        usable,
+        f"out-of-source scores of {len(train)} training movies "
+        f"({len(groups)} folds by source file)",
+    )
 
 
 def _data_record(table: MovieTable) -> list[dict[str, Any]]:
@@ -204,6 +323,7 @@ def train(
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
     confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
+    threshold_folds: int = THRESHOLD_FOLDS,
     feedback: str | None = None,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
@@ -248,6 +368,7 @@ def train(
         partial_labels=partial_labels,
         target_precision=target_precision,
         confidence_level=confidence_level,
+        threshold_folds=threshold_folds,
     )
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
@@ -272,7 +393,9 @@ def train(
         "loading": described,
         "partial_labels": partial_labels,
         "split": split.to_dict(),
-        "thresholds_tuned_on": "validation" if parts.validation else "none (0.5 everywhere)",
+        "thresholds_tuned_on": predictor.metadata.get(
+            "thresholds_tuned_on", "none (0.5 everywhere)"
+        ),
         "calibrated_on": "validation" if predictor.calibration else "none",
         "metrics": {"test": metrics},
         "versions": library_versions(model.kind),

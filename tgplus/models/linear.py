@@ -37,21 +37,24 @@ class LinearHead:
         self.n_jobs = n_jobs
 
     def fit(self, features: Matrix, labels: Labels, known: Labels | None = None) -> LinearHead:
-        """One-vs-rest logistic regression (liblinear on sparse input, lbfgs on dense).
+        """One-vs-rest logistic regression (`logistic_regression`: liblinear on sparse
+        input, lbfgs on dense).
 
         With `known` (partial labels), genre g is fitted only on the rows where
         `known[:, g]`: a row whose source cannot name g is neither a positive
         nor a negative example of it.
         """
-        from sklearn.linear_model import LogisticRegression
         from sklearn.multiclass import OneVsRestClassifier
         from threadpoolctl import threadpool_limits
 
-        solver = "liblinear" if sparse.issparse(features) else "lbfgs"
         if known is not None and not known.all():
-            return self._fit_masked(features, labels, known, solver)
+            return self._fit_masked(features, labels, known)
+        if (labels.min(axis=0) == labels.max(axis=0)).any():
+            # A genre every text has, or none does (a model fitted without the files that
+            # name it): OneVsRestClassifier keeps no coefficients for it; _fit_one does.
+            return self._fit_masked(features, labels, np.ones_like(labels))
         classifier = OneVsRestClassifier(
-            LogisticRegression(C=self.c, solver=solver, max_iter=3000), n_jobs=self.n_jobs
+            logistic_regression(self.c, features, features.shape[0]), n_jobs=self.n_jobs
         )
         # One BLAS thread per worker: with more, lbfgs on 2 cores ran 5-15x slower.
         with threadpool_limits(1):
@@ -64,14 +67,12 @@ class LinearHead:
         )
         return self
 
-    def _fit_masked(
-        self, features: Matrix, labels: Labels, known: Labels, solver: str
-    ) -> LinearHead:
+    def _fit_masked(self, features: Matrix, labels: Labels, known: Labels) -> LinearHead:
         from joblib import Parallel, delayed
         from threadpoolctl import threadpool_limits
 
         def one(genre: int) -> tuple[npt.NDArray[np.float32], float]:
-            return _fit_one(features, labels[:, genre], known[:, genre], self.c, solver)
+            return _fit_one(features, labels[:, genre], known[:, genre], self.c)
 
         with threadpool_limits(1):
             fitted = Parallel(n_jobs=self.n_jobs)(
@@ -104,13 +105,24 @@ class LinearHead:
         return scores
 
 
+def logistic_regression(c: float, features: Matrix, rows: int) -> Any:
+    """An unfitted LogisticRegression for `rows` rows of `features`: liblinear on sparse
+    input, in its dual form where there are more features than rows (the same optimum,
+    found 5 to 8 times faster on the TF-IDF of the shared data, as scikit-learn's docs
+    advise), lbfgs on dense input."""
+    from sklearn.linear_model import LogisticRegression
+
+    if sparse.issparse(features):
+        dual = features.shape[1] > rows
+        return LogisticRegression(C=c, solver="liblinear", dual=dual, max_iter=3000)
+    return LogisticRegression(C=c, solver="lbfgs", max_iter=3000)
+
+
 def _fit_one(
-    features: Matrix, truth: Labels, rows: Labels, c: float, solver: str
+    features: Matrix, truth: Labels, rows: Labels, c: float
 ) -> tuple[npt.NDArray[np.float32], float]:
     """One genre's logistic regression on the rows that know it; a constant where
     those rows hold one class only (as OneVsRestClassifier does)."""
-    from sklearn.linear_model import LogisticRegression
-
     chosen = np.flatnonzero(rows)
     y = truth[chosen].astype(np.int8)
     width = features.shape[1]
@@ -118,7 +130,7 @@ def _fit_one(
         rate = float(y.mean()) if len(chosen) else 0.0
         rate = min(max(rate, 1e-6), 1 - 1e-6)
         return np.zeros(width, np.float32), float(np.log(rate / (1 - rate)))
-    model = LogisticRegression(C=c, solver=solver, max_iter=3000).fit(features[chosen], y)
+    model = logistic_regression(c, features, len(chosen)).fit(features[chosen], y)
     return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
 
 
@@ -135,15 +147,15 @@ def complement_nb_head(
 
     coef = np.empty((features.shape[1], labels.shape[1]), dtype=np.float32)
     for genre in range(labels.shape[1]):
-        if known is not None and not known[:, genre].all():
-            rows = np.flatnonzero(known[:, genre])
-            truth = labels[rows, genre]
-            if truth.min() == truth.max():  # one class only: no evidence either way
-                coef[:, genre] = 0.0
-                continue
-            model = ComplementNB(alpha=alpha).fit(features[rows], truth.astype(np.int8))
-        else:
-            model = ComplementNB(alpha=alpha).fit(features, labels[:, genre].astype(np.int8))
+        masked = known is not None and not known[:, genre].all()
+        rows = np.flatnonzero(known[:, genre]) if known is not None and masked else None
+        truth = labels[rows, genre] if rows is not None else labels[:, genre]
+        if truth.size == 0 or truth.min() == truth.max():  # one class only: no evidence
+            coef[:, genre] = 0.0
+            continue
+        model = ComplementNB(alpha=alpha).fit(
+            features[rows] if rows is not None else features, truth.astype(np.int8)
+        )
         log_prob = model.feature_log_prob_
         coef[:, genre] = log_prob[1] - log_prob[0]
     return LinearHead.from_arrays(coef, np.zeros(labels.shape[1], dtype=np.float32))
