@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -176,6 +176,8 @@ def trust_tables(
 ) -> None:
     """Calibration error, hit@1 by share answered, `confident` (and, given the
     validation movies, its thresholds for other targets), and recall per target."""
+    from sklearn.metrics import roc_auc_score
+
     from tgplus.metrics import known_matrix, label_matrix, measure, risk_coverage
 
     measured = measure(predictor, movies)
@@ -183,9 +185,8 @@ def trust_tables(
     # the same movies ranked by the top genre's score, as before the learned confidence
     scores = predictor.score_texts([m.text for m in movies])
     told = known_matrix(movies, predictor.genres)
-    by_top_score = risk_coverage(
-        np.where(told, scores, -np.inf).astype(np.float32), label_matrix(movies, predictor.genres)
-    )["table"]
+    truth = label_matrix(movies, predictor.genres)
+    by_top_score = risk_coverage(np.where(told, scores, -np.inf).astype(np.float32), truth)
     print(f"\n## {title} ({len(movies)} movies)\n")
     print(f"expected calibration error: {measured.reliability['expected_calibration_error']:.4f}")
     worst = max(trust["calibration_error_per_genre"].items(), key=lambda kv: kv[1])
@@ -193,8 +194,12 @@ def trust_tables(
     print(
         table(
             [
-                {"coverage": c, "hit": f"{h:.3f}", "top": f"{by_top_score[c]:.3f}"}
-                for c, h in trust["risk_coverage"]["table"].items()
+                {
+                    "coverage": f"{share:.0%}",
+                    "hit": f"{at_share(trust['risk_coverage'], share):.3f}",
+                    "top": f"{at_share(by_top_score, share):.3f}",
+                }
+                for share in (1.0, 0.9, 0.8, 0.5, 0.2, 0.1)
             ],
             [
                 ("coverage", "share answered"),
@@ -202,6 +207,14 @@ def trust_tables(
                 ("top", "hit@1 (by top score)"),
             ],
         )
+    )
+    rows, top = np.arange(len(movies)), scores.argmax(axis=1)
+    counted = truth.any(axis=1) & told[rows, top]
+    hits = truth[rows, top][counted]
+    print(
+        "\nAUC (a right top genre more confident than a wrong one): "
+        f"{roc_auc_score(hits, predictor.confidences(scores)[counted]):.3f} by confidence, "
+        f"{roc_auc_score(hits, scores[rows, top][counted]):.3f} by top score"
     )
     confident = trust["confident"]
     if confident:
@@ -232,6 +245,12 @@ def trust_tables(
             [("target", "recall target"), ("recall", "achieved"), ("size", "mean set size")],
         )
     )
+
+
+def at_share(curve: dict[str, Any], share: float) -> float:
+    """hit@1 of a `risk_coverage` curve at the point nearest `share` answered."""
+    coverage = np.asarray(curve["coverage"])
+    return float(curve["hit_at_1"][int(np.abs(coverage - share).argmin())])
 
 
 def confident_costs(
