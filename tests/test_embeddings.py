@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,27 @@ def test_cache_reuses_vectors_and_survives_a_new_encoder(tmp_path: Path) -> None
     second._encode = None  # type: ignore[assignment,method-assign]  # would fail if called
     np.testing.assert_array_equal(second.encode(texts), vectors)
     assert list(tmp_path.rglob("shard-*.npz")) == shards
+
+
+def test_cache_follows_the_weights_bytes_not_their_file_times(tmp_path: Path) -> None:
+    weights = tmp_path / "encoder"
+    weights.mkdir()
+    (weights / "config.json").write_text('{"hidden_size": 4}')
+    (weights / "model.safetensors").write_bytes(b"weights, version 1")
+
+    def folder() -> Path:
+        cache = Encoder(str(weights), cache_dir=tmp_path / "cache").cache
+        assert cache is not None
+        return cache.directory
+
+    first = folder()
+    # What reinstalling the same package does: the same bytes, newer file times.
+    for path in weights.iterdir():
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert folder() == first
+
+    (weights / "model.safetensors").write_bytes(b"weights, version 2")
+    assert folder() != first
 
 
 def test_cache_keys_are_text_hashes(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from tgplus.data.sources import json_object
 from tgplus.errors import DataError, InputError
 from tgplus.scoring import CONFIDENCE, GENRE, GENRES, SCORE_PREFIX, SKIP_REASON, Columns
 
@@ -304,17 +305,7 @@ class JsonLinesReader(_TextReader):
             if not text.strip():
                 continue
             self._row += 1
-            where = _where(self.path, self._row, self._line)
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{where}: not valid JSON ({error.msg}; is the file truncated?); each line "
-                    "must be one JSON object"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, one per line")
-            return record
+            return json_object(text, _where(self.path, self._row, self._line))
 
     def chunks(self, columns: Columns, size: int) -> Iterator[Chunk]:
         first = 1

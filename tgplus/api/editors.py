@@ -49,7 +49,18 @@ GUARDED: dict[int | str, dict[str, Any]] = {
 }
 
 
-# -- recording served predictions --------------------------------------------------------------
+# -- the database, and recording served predictions ------------------------------------------
+
+
+async def in_database(state: ServiceState, work: Callable[[FeedbackRepository], T]) -> T:
+    """Run `work` on a repository over a new session, in a worker thread."""
+    store = await state.ready_store()
+
+    def run() -> T:
+        with store.session() as session:
+            return work(FeedbackRepository(store, session))
+
+    return await anyio.to_thread.run_sync(run)
 
 
 async def record_predictions(
@@ -67,13 +78,7 @@ async def record_predictions(
         return None
     served = [ServedPrediction(d, t, p.genres, model_id) for d, t, p in items]
     try:
-        store = await state.ready_store()
-
-        def write() -> list[str]:
-            with store.session() as session:
-                return FeedbackRepository(store, session).record_predictions(served)
-
-        return await anyio.to_thread.run_sync(write)
+        return await in_database(state, lambda repo: repo.record_predictions(served))
     except StoreError as error:
         state.recording_paused_until = time.monotonic() + RECORDING_PAUSE_SECONDS
         log.warning({"event": "prediction_not_recorded", "error": str(error)})
@@ -108,17 +113,6 @@ GUARDED_BY = [Depends(guard)]
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: _problem("The feedback database is down or read-only.")
 }
-
-
-async def in_database(state: ServiceState, work: Callable[[FeedbackRepository], T]) -> T:
-    """Run `work` on a repository over a new session, in a worker thread."""
-    store = await state.ready_store()
-
-    def run() -> T:
-        with store.session() as session:
-            return work(FeedbackRepository(store, session))
-
-    return await anyio.to_thread.run_sync(run)
 
 
 @router.post(

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from tgplus.errors import DataError
 
@@ -358,21 +358,27 @@ def _json_genres(value: object) -> tuple[str, ...] | None:
     return None
 
 
+def json_object(text: str, where: str) -> dict[str, Any]:
+    """One line of a JSON Lines file as an object, or a DataError that starts with `where`."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{where}: not valid JSON ({error.msg}; is the file truncated?); each line must be "
+            "one JSON object"
+        ) from None
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, one per line")
+    return record
+
+
 def _read_jsonl(path: Path) -> Iterator[RawRow]:
     try:
         with _open_text(path) as stream:
             for line, text in enumerate(stream, start=1):
                 if not text.strip():
                     continue
-                try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise DataError(
-                        f"{path}: line {line}: not valid JSON ({error.msg}); "
-                        "each line must be one JSON object"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise DataError(f"{path}: line {line}: expected a JSON object, one per line")
+                record = json_object(text, f"{path}: line {line}")
                 overview = record.get("overview", record.get("description"))
                 yield RawRow(
                     line=line,

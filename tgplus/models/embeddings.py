@@ -12,6 +12,7 @@ sha256: retraining re-encodes only text it has not seen.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -58,17 +59,34 @@ def default_cache_dir() -> Path:
     return Path(base) / "tgplus" / "embeddings"
 
 
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """The sha256 of a file's bytes, remembered while its size and mtime stay the same."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _encoder_identity(name: str, resolved: str) -> str:
-    """A cache folder name that changes when a local encoder's weights change."""
+    """A cache folder name that changes when, and only when, a local encoder's weights change.
+
+    It hashes the files' contents, not their times: reinstalling the same weights (every
+    `make dev` does) keeps the cache, and any change to the bytes starts a new one.
+    """
     identity = name
     local = Path(resolved)
     if local.is_dir():
-        stamps = sorted(
-            f"{p.relative_to(local)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+        files = sorted(
+            p
             for p in local.rglob("*")
             if p.is_file() and p.suffix in (".safetensors", ".bin", ".json")
         )
-        identity += "|" + "|".join(stamps)
+        identity += "|" + "|".join(
+            f"{p.relative_to(local)}:{_file_digest(p, p.stat().st_size, p.stat().st_mtime_ns)}"
+            for p in files
+        )
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.strip("/"))[-48:]
     return f"{slug}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
 
