@@ -141,7 +141,8 @@ def fit_predictor(
     confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
     threshold_folds: int = THRESHOLD_FOLDS,
 ) -> Predictor:
-    """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
+    """Fit `model` on `train`; on `validation` fit the calibration (with the confidence
+    learned from the out-of-source scores below when there are any, the abstention
     threshold for `target_precision` at `confidence_level`, and the recall-control curve),
     then tune thresholds on calibrated scores (0.5 and no calibration where there are too
     few movies): the out-of-source scores of the train movies (`out_of_source_scores`,

@@ -231,7 +231,9 @@ class LearnedConfidence:
     def apply(self, scores: Floats) -> Floats:
         """The confidence of each row of calibrated `scores` (shape (n,))."""
         logits = confidence_features(scores) @ np.asarray(self.coefficients) + self.intercept
-        result: Floats = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        # clipped: a degenerate fit (say, a model whose scores never change) must not
+        # overflow; the probability is 1 or 0 to float32 precision well before 50
+        result: Floats = (1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))).astype(np.float32)
         return result
 
     @classmethod
@@ -253,7 +255,7 @@ class LearnedConfidence:
             return None
         features = confidence_features(scores[counted])
         mean, scale = features.mean(axis=0), features.std(axis=0)
-        scale[scale == 0] = 1.0
+        scale[scale < _EPSILON] = 1.0  # a (nearly) constant feature says nothing
         regression = LogisticRegression(C=1.0, max_iter=3000)
         regression.fit((features - mean) / scale, hits)
         weights = regression.coef_[0] / scale
