@@ -589,7 +589,7 @@ def train(
         float, typer.Option(help="Share of movies held out for testing.")
     ] = DEFAULT_SPLIT.test_share,
     validation_share: Annotated[
-        float, typer.Option(help="Share held out of training to tune thresholds.")
+        float, typer.Option(help="Share held out of training to calibrate the scores.")
     ] = DEFAULT_SPLIT.validation_share,
     encoder: Annotated[
         str, typer.Option(help="Sentence-transformers model (name or path) for embedding kinds.")
@@ -603,15 +603,6 @@ def train(
             "(threshold chosen on the validation share).",
         ),
     ] = DEFAULT_TARGET_PRECISION,
-    confidence_level: Annotated[
-        float,
-        typer.Option(
-            min=0.5,
-            max=0.999,
-            help="How sure the `confident` threshold must be to reach --target-precision "
-            "(a lower confidence bound on the validation share; higher answers fewer).",
-        ),
-    ] = DEFAULT_CONFIDENCE_LEVEL,
     threshold_folds: Annotated[
         int,
         typer.Option(
@@ -621,6 +612,15 @@ def train(
             "validation share; costs one fit per fold).",
         ),
     ] = THRESHOLD_FOLDS,
+    confidence_level: Annotated[
+        float,
+        typer.Option(
+            min=0.5,
+            max=0.999,
+            help="How sure the `confident` threshold must be to reach --target-precision "
+            "(a lower confidence bound on the validation share; higher answers fewer).",
+        ),
+    ] = DEFAULT_CONFIDENCE_LEVEL,
     feedback: Annotated[
         str | None,
         typer.Option(
@@ -654,8 +654,8 @@ def train(
         progress=not as_json,
         partial_labels=partial_labels,
         target_precision=target_precision,
-        confidence_level=confidence_level,
         threshold_folds=threshold_folds,
+        confidence_level=confidence_level,
         feedback=feedback,
     )
     rows = result.predictor.metadata["rows"]

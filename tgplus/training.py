@@ -138,8 +138,8 @@ def fit_predictor(
     *,
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
-    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
     threshold_folds: int = THRESHOLD_FOLDS,
+    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
 ) -> Predictor:
     """Fit `model` on `train`; on `validation` fit the calibration (with the confidence
     learned from the out-of-source scores below when there are any, the abstention
@@ -338,8 +338,8 @@ def train(
     model: GenreModel | None = None,
     partial_labels: bool = PARTIAL_LABELS,
     target_precision: float = DEFAULT_TARGET_PRECISION,
-    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
     threshold_folds: int = THRESHOLD_FOLDS,
+    confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
     feedback: str | None = None,
 ) -> TrainingResult:
     """Load `files`, fit `kind` on the train side, measure it on the test side, save to `out`.
@@ -383,8 +383,8 @@ def train(
         parts.validation,
         partial_labels=partial_labels,
         target_precision=target_precision,
-        confidence_level=confidence_level,
         threshold_folds=threshold_folds,
+        confidence_level=confidence_level,
     )
     seconds = time.perf_counter() - started
     metrics = measure(predictor, parts.test).metrics
