@@ -136,6 +136,9 @@ class ScoredRows:
     skip_reason: list[str | None]
     scores: npt.NDArray[np.float32]
     """Shape (rows, genres); NaN on rows that were not scored."""
+    confidence: npt.NDArray[np.float32]
+    """Shape (rows,): each prediction's confidence (`Predictor.confidences`); NaN on rows
+    that were not scored."""
 
     @property
     def scored(self) -> int:
@@ -172,8 +175,10 @@ def score_texts(
     scores = np.full((count, len(genre_names)), np.nan, dtype=np.float32)
     top: list[str | None] = [None] * count
     above: list[list[str] | None] = [None] * count
+    confidence = np.full(count, np.nan, dtype=np.float32)
     if usable:
         scores[usable] = probabilities
+        confidence[usable] = predictor.confidences(probabilities)
         order = np.argsort(-probabilities, axis=1, kind="stable")
         passed = np.take_along_axis(probabilities >= predictor.thresholds, order, axis=1)
         for row, ranked, ok in zip(usable, order.tolist(), passed.tolist(), strict=True):
@@ -182,7 +187,7 @@ def score_texts(
             above[row] = [genre_names[i] for i, keep in zip(ranked, ok, strict=True) if keep] or [
                 first
             ]
-    return ScoredRows(top, above, reasons, scores)
+    return ScoredRows(top, above, reasons, scores, confidence)
 
 
 # -- one model per process ---------------------------------------------------------------------
@@ -228,8 +233,8 @@ def scored_columns(rows: ScoredRows, genres: Sequence[str], *, with_scores: bool
         GENRES: rows.genres,
         SKIP_REASON: rows.skip_reason,
         CONFIDENCE: [
-            None if reason is not None else float(row.max())
-            for reason, row in zip(rows.skip_reason, rows.scores, strict=True)
+            None if reason is not None else float(value)
+            for reason, value in zip(rows.skip_reason, rows.confidence.tolist(), strict=True)
         ],
     }
     if with_scores:
