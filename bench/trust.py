@@ -7,10 +7,11 @@ Trains the fast model on the stable split and, on the held-out test side, prints
   top-3 explained words of the description are deleted, against 3 random words
   (the comprehensiveness test for rationales), and their ratio;
 - latency of one description with and without explanations (in process);
-- calibration error, hit@1 by share answered, and achieved recall per target;
+- calibration error, hit@1 by share answered (movies ranked by their confidence and, to
+  compare, by the top genre's score), and achieved recall per target;
 - `confident`: the share answered and its hit@1, and the same for thresholds refitted on
   the validation side for other target precisions and confidence levels (what the
-  guarantee costs in coverage).
+  guarantee costs in coverage), with the model's confidence and with the top score.
 
 Then, when the data holds the `--held-out` catalogue (a JustWatch service), the
 last three again for a fast model trained on every other file and measured on
@@ -22,6 +23,7 @@ Figures follow partial labels (a genre a movie's source cannot name is left out)
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import re
@@ -30,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -174,10 +176,17 @@ def trust_tables(
 ) -> None:
     """Calibration error, hit@1 by share answered, `confident` (and, given the
     validation movies, its thresholds for other targets), and recall per target."""
-    from tgplus.metrics import measure
+    from sklearn.metrics import roc_auc_score
+
+    from tgplus.metrics import known_matrix, label_matrix, measure, risk_coverage
 
     measured = measure(predictor, movies)
     trust = measured.trust
+    # the same movies ranked by the top genre's score, as before the learned confidence
+    scores = predictor.score_texts([m.text for m in movies])
+    told = known_matrix(movies, predictor.genres)
+    truth = label_matrix(movies, predictor.genres)
+    by_top_score = risk_coverage(np.where(told, scores, -np.inf).astype(np.float32), truth)
     print(f"\n## {title} ({len(movies)} movies)\n")
     print(f"expected calibration error: {measured.reliability['expected_calibration_error']:.4f}")
     worst = max(trust["calibration_error_per_genre"].items(), key=lambda kv: kv[1])
@@ -185,14 +194,31 @@ def trust_tables(
     print(
         table(
             [
-                {"coverage": c, "hit": f"{h:.3f}"}
-                for c, h in trust["risk_coverage"]["table"].items()
+                {
+                    "coverage": f"{share:.0%}",
+                    "hit": f"{at_share(trust['risk_coverage'], share):.3f}",
+                    "top": f"{at_share(by_top_score, share):.3f}",
+                }
+                for share in (1.0, 0.9, 0.8, 0.5, 0.2, 0.1)
             ],
-            [("coverage", "share answered"), ("hit", "hit@1")],
+            [
+                ("coverage", "share answered"),
+                ("hit", "hit@1 (by confidence)"),
+                ("top", "hit@1 (by top score)"),
+            ],
         )
+    )
+    rows, top = np.arange(len(movies)), scores.argmax(axis=1)
+    counted = truth.any(axis=1) & told[rows, top]
+    hits = truth[rows, top][counted]
+    print(
+        "\nAUC (a right top genre more confident than a wrong one): "
+        f"{roc_auc_score(hits, predictor.confidences(scores)[counted]):.3f} by confidence, "
+        f"{roc_auc_score(hits, scores[rows, top][counted]):.3f} by top score"
     )
     confident = trust["confident"]
     if confident:
+        print(f"\nconfidence: {confident['confidence']}")
         goal = (
             f"target precision {confident['target_precision']} with probability "
             f"{confident['confidence_level']}"
@@ -221,6 +247,12 @@ def trust_tables(
     )
 
 
+def at_share(curve: dict[str, Any], share: float) -> float:
+    """hit@1 of a `risk_coverage` curve at the point nearest `share` answered."""
+    coverage = np.asarray(curve["coverage"])
+    return float(curve["hit_at_1"][int(np.abs(coverage - share).argmin())])
+
+
 def confident_costs(
     predictor: Predictor, validation: Sequence[Movie], movies: Sequence[Movie]
 ) -> str:
@@ -237,26 +269,39 @@ def confident_costs(
     truth, told = label_matrix(movies, predictor.genres), known_matrix(movies, predictor.genres)
     rows, top = np.arange(len(movies)), scores.argmax(axis=1)
     counted = truth.any(axis=1) & told[rows, top]
+    learned = predictor.calibration.confidence if predictor.calibration else None
+    confidences = {"top score": scores[rows, top]}
+    if learned is not None:
+        confidences["learned"] = learned.apply(scores)
     found = []
-    for target in (0.9, 0.85, 0.8):
-        for level in (0.8, 0.9, 0.95):
-            fitted = Calibration.fit(
-                raw, labels, known=known, target_precision=target, confidence_level=level
-            )
-            answered = counted & (scores[rows, top] >= fitted.threshold)
-            hit = truth[rows, top][answered]
-            found.append(
-                {
-                    "target": target,
-                    "level": level,
-                    "threshold": "never" if fitted.threshold > 1 else f"{fitted.threshold:.3f}",
-                    "share": f"{answered.sum() / max(counted.sum(), 1):.1%}",
-                    "hit": f"{hit.mean():.3f}" if len(hit) else "-",
-                }
-            )
+    for (name, confidence), target, level in itertools.product(
+        confidences.items(), (0.9, 0.85, 0.8), (0.8, 0.9, 0.95)
+    ):
+        fitted = Calibration.fit(
+            raw,
+            labels,
+            known=known,
+            target_precision=target,
+            confidence_level=level,
+            # the served learned confidence, not refitted
+            confidence=(lambda _maps: learned) if name == "learned" else None,
+        )
+        answered = counted & (confidence >= fitted.threshold)
+        hit = truth[rows, top][answered]
+        found.append(
+            {
+                "confidence": name,
+                "target": target,
+                "level": level,
+                "threshold": "never" if fitted.threshold > 1 else f"{fitted.threshold:.3f}",
+                "share": f"{answered.sum() / max(counted.sum(), 1):.1%}",
+                "hit": f"{hit.mean():.3f}" if len(hit) else "-",
+            }
+        )
     return table(
         found,
         [
+            ("confidence", "confidence"),
             ("target", "target precision"),
             ("level", "confidence level"),
             ("threshold", "threshold"),

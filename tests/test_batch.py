@@ -103,6 +103,7 @@ def test_the_model_sees_batches_of_bounded_size_with_the_same_results(
         whole.skip_reason,
     )
     assert batched.scores.tobytes() == whole.scores.tobytes()
+    assert batched.confidence.tobytes() == whole.confidence.tobytes()
 
 
 def test_ids_pass_through_untouched_and_unscorable_rows_stay(

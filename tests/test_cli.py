@@ -171,15 +171,20 @@ def test_evaluate_reports_each_source_file(small_data: Path, tmp_path: Path) -> 
 def test_train_threshold_folds_says_where_thresholds_are_tuned(
     small_data: Path, metadata: Path, tmp_path: Path
 ) -> None:
-    for folds, expected in (("3", "out-of-source scores of"), ("0", "validation")):
+    # ... and where the confidence is learned (the same out-of-source scores), or not
+    for folds, expected, confidence in (
+        ("3", "out-of-source scores of", "logistic regression"),
+        ("0", "validation", "top calibrated score"),
+    ):
         model = tmp_path / folds
         code, _, _ = run(
             "train", "--data", small_data, "--data", metadata, "--kind", "majority",
             "--threshold-folds", folds, "--out", model,
         )  # fmt: skip
         assert code == 0
-        tuned_on = json.loads((model / "metadata.json").read_text())["thresholds_tuned_on"]
-        assert tuned_on.startswith(expected)
+        saved = json.loads((model / "metadata.json").read_text())
+        assert saved["thresholds_tuned_on"].startswith(expected)
+        assert saved["calibration"]["confidence"]["method"] == confidence
 
 
 def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path: Path) -> None:

@@ -110,3 +110,32 @@ def test_baselines_need_the_training_files(small_data: Path, tmp_path: Path) -> 
     copy.unlink()
     with pytest.raises(DataError, match="training file"):
         compare_baselines(result.predictor, ["majority"], [_movie(CRIME, "Crime")])
+
+
+def test_the_report_ranks_movies_by_the_served_confidence(
+    fast_model: Path, top10k: Path, metadata: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from tgplus.data import DEFAULT_SPLIT, load_movies, split_by_key
+    from tgplus.metrics import known_matrix, label_matrix, risk_coverage
+
+    predictor = load_predictor(fast_model)
+    assert predictor.calibration is not None
+    assert predictor.calibration.confidence is not None
+    movies = split_by_key(load_movies([top10k, metadata]).movies, DEFAULT_SPLIT).test[:800]
+    trust = measure(predictor, movies).trust
+    scores = predictor.score_texts([m.text for m in movies])
+    truth = label_matrix(movies, predictor.genres)
+    ranked = np.where(known_matrix(movies, predictor.genres), scores, -np.inf)
+    served = predictor.confidences(scores)
+    assert trust["risk_coverage"] == risk_coverage(ranked, truth, confidence=served)
+    assert trust["risk_coverage"] != risk_coverage(ranked, truth)  # not the top score
+    worst = trust["confident_mistakes"][0]
+    movie = next(m for m in movies if m.title == worst["title"])
+    assert worst["confidence"] == pytest.approx(
+        predictor.predict_one(movie.overview, movie.title).confidence, abs=1e-4
+    )
+    assert trust["confident"]["confidence"] == "learned"
+    report = write_report([evaluate(predictor, movies)], tmp_path / "r", title="t", context=[])
+    assert "Confidence: the learned probability that the top genre is right" in report.read_text()

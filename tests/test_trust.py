@@ -24,7 +24,13 @@ from tgplus.errors import InputError, ModelError
 from tgplus.metrics import label_matrix, reliability
 from tgplus.models import Predictor, load_predictor
 from tgplus.models.artifact import CHECKSUM_FIELD, METADATA_FILE, metadata_checksum
-from tgplus.models.calibration import Calibration, confidence_threshold, recall_sets
+from tgplus.models.calibration import (
+    Calibration,
+    GenreMaps,
+    LearnedConfidence,
+    confidence_threshold,
+    recall_sets,
+)
 
 HEIST = "  A gangster and a detective chase each other after a bank robbery goes wrong.  "
 UNICODE = "Cafe\u0301 noir 🎬👩‍👩‍👧: a gangster robs the bank in İstanbul."
@@ -97,12 +103,87 @@ def test_a_description_of_unknown_words_has_an_empty_explanation(fast: Predictor
     assert all(entry.explanation == () for entry in prediction.top)
 
 
-def test_confidence_is_the_calibrated_top_score(fast: Predictor) -> None:
+def test_confidence_is_the_learned_probability_of_the_top_genre(fast: Predictor) -> None:
     assert fast.calibration is not None
-    for text in (CRIME, HEIST, "Gags and ghosts."):
+    learned = fast.calibration.confidence
+    assert learned is not None  # two source files: learned from out-of-source scores
+    assert learned.fitted_on.startswith("out-of-source scores of")
+    texts = [CRIME, HEIST, "Gags and ghosts."]
+    scores = fast.score_texts(texts)
+    for text, row, many in zip(texts, scores, fast.predict(texts), strict=True):
         prediction = fast.predict_one(text)
-        assert prediction.confidence == prediction.top[0].score
+        assert prediction.confidence == pytest.approx(float(learned.apply(row)[0]), abs=1e-6)
+        assert many.confidence == pytest.approx(prediction.confidence, abs=1e-6)
         assert prediction.confident == (prediction.confidence >= fast.calibration.threshold)
+
+
+def auc(confidence: np.ndarray, hits: np.ndarray) -> float:
+    """The chance that a right answer has a higher confidence than a wrong one."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(hits, confidence))
+
+
+def close_calls(rng: np.random.Generator, movies: int) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated scores of 5 genres where each movie has one genre; half the movies have a
+    runner-up as high as the top (a close call, right half the time), so a high top score
+    says little and the margin over the second says much."""
+    truth = np.zeros((movies, 5), dtype=bool)
+    truth[np.arange(movies), rng.integers(0, 5, movies)] = True
+    top = rng.uniform(0.5, 0.95, movies)
+    scores = rng.uniform(0.0, 0.2, (movies, 5))
+    close = rng.random(movies) < 0.5
+    right = np.where(close, rng.random(movies) < 0.5, rng.random(movies) < 0.9)
+    genre = truth.argmax(axis=1)
+    wrong = (genre + rng.integers(1, 5, movies)) % 5
+    first = np.where(right, genre, wrong)
+    second = np.where(right, wrong, genre)
+    rows = np.arange(movies)
+    scores[rows, first] = top
+    scores[rows, second] = np.where(close, top - rng.uniform(0.0, 0.03, movies), 0.25)
+    return scores.astype(np.float32), truth
+
+
+def test_the_learned_confidence_ranks_right_answers_above_wrong_ones() -> None:
+    rng = np.random.default_rng(0)
+    scores, truth = close_calls(rng, 3000)
+    learned = LearnedConfidence.fit(scores, truth, None, "synthetic")
+    assert learned is not None
+    fresh, fresh_truth = close_calls(rng, 3000)
+    hits = fresh_truth[np.arange(3000), fresh.argmax(axis=1)]
+    assert auc(learned.apply(fresh), hits) >= auc(fresh.max(axis=1), hits) + 0.15
+    # the threshold follows it: more movies answered at the same target
+    raw, labels = close_calls(rng, 2000)
+    by_top = Calibration.fit(raw, labels, target_precision=0.85)
+    by_learned = Calibration.fit(raw, labels, target_precision=0.85, confidence=lambda _: learned)
+    assert by_learned.confidence is learned
+    assert by_top.confidence is None
+    answered = (by_learned.confidences(fresh) >= by_learned.threshold).mean()
+    assert answered > (fresh.max(axis=1) >= by_top.threshold).mean() + 0.1
+
+
+def test_too_few_right_or_wrong_answers_leave_the_top_score() -> None:
+    rng = np.random.default_rng(1)
+    scores, truth = close_calls(rng, 300)  # about 90 wrong answers, fewer than 200
+    raw, labels = close_calls(rng, 2000)
+
+    def learn(maps: GenreMaps) -> LearnedConfidence | None:
+        return LearnedConfidence.fit(maps.apply(scores), truth, None, "synthetic")
+
+    fitted = Calibration.fit(raw, labels, target_precision=0.85, confidence=learn)
+    assert fitted.confidence is None
+    assert fitted.to_json()["confidence"]["method"] == "top calibrated score"
+    assert fitted.confidences(raw).tolist() == raw.max(axis=1).tolist()
+
+
+def test_the_learned_confidence_ranks_the_real_test_movies_better(
+    fast: Predictor, held_out: tuple[np.ndarray, np.ndarray]
+) -> None:
+    scores, labels = held_out
+    counted = labels.any(axis=1)
+    hits = labels[np.arange(len(labels)), scores.argmax(axis=1)][counted]
+    learned = fast.confidences(scores)[counted]
+    assert auc(learned, hits) > auc(scores.max(axis=1)[counted], hits)
 
 
 def test_a_precision_the_validation_movies_only_just_reach_is_not_confident() -> None:
@@ -246,6 +327,35 @@ def test_a_format_2_model_still_loads_without_calibration(
         old.predict_one(CRIME, recall_target=0.9)
 
 
+def test_the_saved_model_keeps_its_learned_confidence(fast_model: Path, fast: Predictor) -> None:
+    block = json.loads((fast_model / METADATA_FILE).read_text(encoding="utf-8"))["calibration"][
+        "confidence"
+    ]
+    assert block["method"] == "logistic regression"
+    assert len(block["coefficients"]) == len(block["features"]) == 6
+    assert fast.calibration is not None
+    assert fast.calibration.confidence == LearnedConfidence.from_json(block)
+
+
+def test_a_model_saved_before_the_learned_confidence_keeps_the_top_score(
+    fast_model: Path, fast: Predictor, tmp_path: Path
+) -> None:
+    def top_score(metadata: dict[str, Any]) -> None:
+        del metadata["calibration"]["confidence"]
+        metadata["calibration"]["confidence_threshold"] = 0.6
+
+    old = load_predictor(copy_model(fast_model, tmp_path, top_score))
+    assert old.calibration is not None
+    assert old.calibration.confidence is None
+    for text in (CRIME, HEIST):
+        prediction = old.predict_one(text)
+        assert prediction.confidence == prediction.top[0].score
+        assert prediction.confident == (prediction.confidence >= 0.6)
+        assert prediction.confidence != fast.predict_one(text).confidence
+    scores = old.score_texts([CRIME, HEIST])
+    assert old.confidences(scores).tolist() == scores.max(axis=1).tolist()
+
+
 def test_a_model_saved_before_the_precision_bound_keeps_its_threshold(
     fast_model: Path, tmp_path: Path
 ) -> None:
@@ -272,6 +382,26 @@ def test_a_damaged_calibration_is_refused(fast_model: Path, tmp_path: Path) -> N
 # -- the API and the CLI ---------------------------------------------------------------------------
 
 
+def assert_same_answer(answer: Any, expected: Any) -> None:
+    """Equal, numbers within 1e-5: the batch path (`predict`) and the single-text path
+    (`predict_one`) may differ in a float32 score's last bit, and that can show in its
+    rounded sixth digit (more so through the learned confidence)."""
+    if isinstance(expected, dict):
+        assert isinstance(answer, dict)
+        assert answer.keys() == expected.keys()
+        for key in expected:
+            assert_same_answer(answer[key], expected[key])
+    elif isinstance(expected, list):
+        assert isinstance(answer, list)
+        assert len(answer) == len(expected)
+        for got, want in zip(answer, expected, strict=True):
+            assert_same_answer(got, want)
+    elif isinstance(expected, float):
+        assert answer == pytest.approx(expected, abs=1e-5)
+    else:
+        assert answer == expected
+
+
 def test_the_api_explains_on_every_endpoint_as_the_library_does(
     client: TestClient, fast: Predictor
 ) -> None:
@@ -288,17 +418,22 @@ def test_the_api_explains_on_every_endpoint_as_the_library_does(
         },
     ).json()["predictions"][0]
     for answer in (by_get, by_post, batch):
-        assert answer == json.loads(json.dumps(library))
+        assert_same_answer(answer, json.loads(json.dumps(library)))
         for entry in answer["top"]:
             for word in entry["explanation"]:
                 sent = UNICODE if word["field"] == "description" else "Heat"
                 assert sent[word["start"] : word["end"]] == word["text"]
 
 
-def test_plain_answers_carry_confidence_but_no_explanation(client: TestClient) -> None:
+def test_plain_answers_carry_confidence_but_no_explanation(
+    client: TestClient, fast: Predictor
+) -> None:
     answer = client.get("/predict", params={"description": CRIME}).json()
     assert isinstance(answer["confident"], bool)
     assert 0 < answer["confidence"] <= 1
+    # the learned confidence, not the top genre's score
+    assert answer["confidence"] == pytest.approx(fast.predict_one(CRIME).confidence, abs=1e-4)
+    assert answer["confidence"] != answer["top"][0]["score"]
     assert "explanation" not in answer["top"][0]
     assert "genre_set" not in answer
 
@@ -331,6 +466,14 @@ def test_the_cli_explains_and_sets_a_recall_target(fast_model: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "genres for recall 0.9:" in shown.output
     assert "gangster +" in shown.output
+    as_json = runner.invoke(cli, ["predict", "--model", str(fast_model), "--json", HEIST])
+    assert as_json.exit_code == 0, as_json.output
+    learned = load_predictor(fast_model).predict_one(HEIST).confidence
+    assert json.loads(as_json.output)[0]["confidence"] == pytest.approx(learned, abs=1e-4)
+    assert (
+        f"{learned:.2f})"
+        in runner.invoke(cli, ["predict", "--model", str(fast_model), HEIST]).output
+    )
     refused = runner.invoke(
         cli, ["predict", "--model", str(fast_model), "--recall-target", "1.5", HEIST]
     )

@@ -361,6 +361,17 @@ def _plot_reliability(evaluations: Sequence[Evaluation], path: Path) -> None:
     _save(figure, path)
 
 
+def _confidence_sentence(confident: dict[str, Any] | None) -> str:
+    """What the movies are ranked by (and `confident` compares with its threshold)."""
+    if confident is not None and confident.get("confidence") == "learned":
+        return (
+            "Confidence: the learned probability that the top genre is right (a logistic "
+            "regression on the calibrated scores, fitted on out-of-source scores of the "
+            "training movies)."
+        )
+    return "Confidence: the top genre's score."
+
+
 def _plot_risk_coverage(evaluations: Sequence[Evaluation], path: Path) -> None:
     figure, axis = _pyplot().subplots(figsize=(6, 4.5))
     for evaluation in evaluations:
@@ -393,6 +404,8 @@ def trust_lines(main: Evaluation) -> list[str]:
         ),
         "",
         "## Abstention",
+        "",
+        _confidence_sentence(trust.get("confident")),
         "",
         "![Risk-coverage curve](risk_coverage.png)",
         "",

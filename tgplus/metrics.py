@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from tgplus.data.table import Movie, genre_counts
 from tgplus.models import Predictor
+from tgplus.models.calibration import TOP_SCORE
 
 Bools = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float32]
@@ -195,16 +196,21 @@ def per_genre_calibration_error(
     }
 
 
-def risk_coverage(scores: Floats, truth: Bools, points: int = 50) -> dict[str, Any]:
+def risk_coverage(
+    scores: Floats, truth: Bools, points: int = 50, confidence: Floats | None = None
+) -> dict[str, Any]:
     """hit@1 among the movies answered when only the most confident share is answered
-    (confidence: the top genre's score), as a curve and at COVERAGES. `scores` of genres
-    a movie's source cannot name should be -inf (as `genre_metrics` ranks them)."""
+    (`confidence` per movie, by default the top genre's score), as a curve and at
+    COVERAGES. `scores` of genres a movie's source cannot name should be -inf (as
+    `genre_metrics` ranks them)."""
     labelled = truth.any(axis=1)
-    scores, truth = scores[labelled], truth[labelled]
+    if confidence is None:
+        confidence = scores.max(axis=1)
+    scores, truth, confidence = scores[labelled], truth[labelled], confidence[labelled]
     if not len(scores):
         return {"coverage": [], "hit_at_1": [], "table": {}}
     hits = truth[np.arange(len(truth)), scores.argmax(axis=1)]
-    ranked = hits[np.argsort(-scores.max(axis=1), kind="stable")]
+    ranked = hits[np.argsort(-confidence, kind="stable")]
     running = np.cumsum(ranked) / np.arange(1, len(ranked) + 1)
 
     def at(coverage: float) -> float:
@@ -239,18 +245,26 @@ def recall_control_results(
 
 
 def confident_mistakes(
-    movies: Sequence[Movie], scores: Floats, truth: Bools, genres: Sequence[str], count: int = 20
+    movies: Sequence[Movie],
+    scores: Floats,
+    truth: Bools,
+    genres: Sequence[str],
+    count: int = 20,
+    confidence: Floats | None = None,
 ) -> list[dict[str, Any]]:
-    """The `count` movies whose top genre is wrong with the highest confidence."""
+    """The `count` movies whose top genre is wrong with the highest `confidence` (by
+    default the top genre's score)."""
     top = scores.argmax(axis=1)  # (-inf where the movie's source cannot name the genre)
+    if confidence is None:
+        confidence = scores[np.arange(len(scores)), top]
     wrong = np.flatnonzero(~truth[np.arange(len(truth)), top] & truth.any(axis=1))
-    worst = wrong[np.argsort(-scores[wrong, top[wrong]], kind="stable")][:count]
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
     return [
         {
             "title": movies[i].title,
             "description": movies[i].overview[:120],
             "predicted": genres[top[i]],
-            "confidence": round(float(scores[i, top[i]]), 4),
+            "confidence": round(float(confidence[i]), 4),
             "true": list(movies[i].genres),
         }
         for i in worst
@@ -352,6 +366,13 @@ def trust_figures(
     genres = predictor.genres
     ranked = np.where(known, scores, -np.inf).astype(np.float32)
     calibration = predictor.calibration
+    # The learned confidence is of the served score vector (the top score of `ranked`
+    # ranks as before it, and as older models did).
+    learned = (
+        predictor.confidences(scores)
+        if calibration is not None and calibration.confidence is not None
+        else None
+    )
     confident = None
     if calibration is not None:
         # As served (and as the threshold was chosen): the model's own top genre, on the
@@ -359,11 +380,13 @@ def trust_figures(
         top = scores.argmax(axis=1)
         rows = np.arange(len(scores))
         counted = truth.any(axis=1) & known[rows, top]
-        answered = counted & (scores[rows, top] >= calibration.threshold)
+        served = learned if learned is not None else scores[rows, top]
+        answered = counted & (served >= calibration.threshold)
         confident = {
             "threshold": calibration.threshold,
             "target_precision": calibration.target_precision,
             "confidence_level": calibration.confidence_level,
+            "confidence": "learned" if calibration.confidence is not None else TOP_SCORE,
             "share": round(float(answered.sum() / counted.sum()), 4) if counted.any() else 0.0,
             "hit_at_1": round(float(truth[rows, top][answered].mean()), 4)
             if answered.any()
@@ -372,9 +395,9 @@ def trust_figures(
     return {
         "calibrated": calibration is not None,
         "calibration_error_per_genre": per_genre_calibration_error(scores, truth, genres, known),
-        "risk_coverage": risk_coverage(ranked, truth),
+        "risk_coverage": risk_coverage(ranked, truth, confidence=learned),
         "recall_control": recall_control_results(predictor, scores, truth),
         "confident": confident,
-        "confident_mistakes": confident_mistakes(movies, ranked, truth, genres),
+        "confident_mistakes": confident_mistakes(movies, ranked, truth, genres, confidence=learned),
         "confused_pairs": confusions,
     }

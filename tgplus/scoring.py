@@ -140,18 +140,13 @@ class ScoredRows:
     skip_reason: list[str | None]
     scores: npt.NDArray[np.float32]
     """Shape (rows, genres); NaN on rows that were not scored."""
+    confidence: npt.NDArray[np.float32]
+    """Shape (rows,): each prediction's confidence (`Predictor.confidences`); NaN on rows
+    that were not scored."""
 
     @property
     def scored(self) -> int:
         return sum(reason is None for reason in self.skip_reason)
-
-    def top_scores(self) -> npt.NDArray[np.float32]:
-        """Each row's highest score; NaN on rows that were not scored."""
-        best = np.full(len(self.skip_reason), np.nan, dtype=np.float32)
-        scored = np.array([reason is None for reason in self.skip_reason], dtype=bool)
-        if scored.any():
-            best[scored] = self.scores[scored].max(axis=1)
-        return best
 
 
 def _title_text(value: object) -> str:
@@ -194,8 +189,10 @@ def score_texts(
     scores = np.full((count, len(genre_names)), np.nan, dtype=np.float32)
     top: list[str | None] = [None] * count
     above: list[list[str] | None] = [None] * count
+    confidence = np.full(count, np.nan, dtype=np.float32)
     if usable:
         scores[usable] = probabilities
+        confidence[usable] = predictor.confidences(probabilities)
         order = np.argsort(-probabilities, axis=1, kind="stable")
         passed = np.take_along_axis(probabilities >= predictor.thresholds, order, axis=1)
         # The genres at or above their thresholds, best first, for all rows in one go:
@@ -209,7 +206,7 @@ def score_texts(
             top[row] = first
             above[row] = flat[start:end] or [first]
             start = end
-    return ScoredRows(top, above, reasons, scores)
+    return ScoredRows(top, above, reasons, scores, confidence)
 
 
 # -- one model per process ---------------------------------------------------------------------
@@ -255,8 +252,8 @@ def scored_columns(rows: ScoredRows, genres: Sequence[str], *, with_scores: bool
         GENRES: rows.genres,
         SKIP_REASON: rows.skip_reason,
         CONFIDENCE: [
-            None if reason is not None else top
-            for reason, top in zip(rows.skip_reason, rows.top_scores().tolist(), strict=True)
+            None if reason is not None else float(value)
+            for reason, value in zip(rows.skip_reason, rows.confidence.tolist(), strict=True)
         ],
     }
     if with_scores:

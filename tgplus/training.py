@@ -19,7 +19,7 @@ import copy
 import logging
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata as package_metadata
@@ -55,6 +55,8 @@ from tgplus.models.calibration import (
     DEFAULT_CONFIDENCE_LEVEL,
     DEFAULT_TARGET_PRECISION,
     Calibration,
+    GenreMaps,
+    LearnedConfidence,
 )
 from tgplus.models.embeddings import DEFAULT_ENCODER
 
@@ -139,7 +141,8 @@ def fit_predictor(
     threshold_folds: int = THRESHOLD_FOLDS,
     confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
 ) -> Predictor:
-    """Fit `model` on `train`; on `validation` fit the calibration (with the abstention
+    """Fit `model` on `train`; on `validation` fit the calibration (with the confidence
+    learned from the out-of-source scores below when there are any, the abstention
     threshold for `target_precision` at `confidence_level`, and the recall-control curve),
     then tune thresholds on calibrated scores (0.5 and no calibration where there are too
     few movies): the out-of-source scores of the train movies (`out_of_source_scores`,
@@ -165,6 +168,11 @@ def fit_predictor(
     raw = predictor.model.predict_proba([movie.text for movie in validation])
     labels = label_matrix(validation, genres)
     told = known_matrix(validation, genres) if partial_labels else None
+    crossed = (
+        out_of_source_scores(unfitted, train, genres, known, threshold_folds)
+        if threshold_folds
+        else None
+    )
     if len(validation) >= MIN_CALIBRATION_MOVIES:
         predictor.calibration = Calibration.fit(
             raw,
@@ -172,6 +180,7 @@ def fit_predictor(
             known=told,
             target_precision=target_precision,
             confidence_level=confidence_level,
+            confidence=None if crossed is None else learned_confidence(crossed),
         )
     else:
         log.warning(
@@ -180,11 +189,6 @@ def fit_predictor(
             len(validation),
             MIN_CALIBRATION_MOVIES,
         )
-    crossed = (
-        out_of_source_scores(unfitted, train, genres, known, threshold_folds)
-        if threshold_folds
-        else None
-    )
     predictor.thresholds = tune_thresholds(predictor.calibrated(raw), labels, known=told)
     predictor.metadata["thresholds_tuned_on"] = "validation"
     if crossed is None:
@@ -201,6 +205,18 @@ def fit_predictor(
         f"; validation for {', '.join(unjudged)}" if unjudged else ""
     )
     return predictor
+
+
+def learned_confidence(crossed: CrossFitted) -> Callable[[GenreMaps], LearnedConfidence | None]:
+    """How `Calibration.fit` learns the confidence from the out-of-source scores: the same
+    scores the thresholds are tuned on, so no extra fit (see `LearnedConfidence`)."""
+
+    def fit(maps: GenreMaps) -> LearnedConfidence | None:
+        return LearnedConfidence.fit(
+            maps.apply(crossed.scores), crossed.labels, crossed.known, crossed.description
+        )
+
+    return fit
 
 
 @dataclass(frozen=True)

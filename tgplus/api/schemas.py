@@ -40,7 +40,10 @@ class PredictionOut(BaseModel):
     genres: list[str] = Field(description="Genres at or above their threshold (at least one).")
     top: list[GenreScoreOut] = Field(description="The top-k genres, best first.")
     confidence: float = Field(
-        ge=0.0, le=1.0, description="Calibrated probability that the top genre is right."
+        ge=0.0,
+        le=1.0,
+        description="Probability that the top genre is right: learned from "
+        "out-of-source scores, or the top genre's calibrated score for models without it.",
     )
     confident: bool | None = Field(
         description="Confidence reaches the threshold set for the model's target precision "

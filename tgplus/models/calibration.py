@@ -7,12 +7,16 @@ All three are fitted on the validation share at training time and served as a fe
   enough validation examples (`ISOTONIC_MIN_EXAMPLES` movies, `ISOTONIC_MIN_CLASS` of each
   class), Platt scaling (a logistic curve on the raw log-odds) elsewhere. Isotonic steps
   are served as knots for `np.interp`, Platt as two numbers.
-- **Abstention.** The confidence of a prediction is the calibrated score of its top genre;
-  it is `confident` at or above the lowest threshold whose precision (the share of movies
-  so answered whose top genre is right) reaches `target_precision` with probability
-  `confidence_level` (default 0.9), by exact binomial tests of ten candidate thresholds on
-  the validation movies (see `confidence_threshold`): not merely on average, as the
-  validation share's own precision would.
+- **Confidence.** The probability that a prediction's top genre is right, learned
+  (`LearnedConfidence`: a logistic regression on six features of the calibrated score
+  vector) from training movies scored by models that never saw their source file (the
+  out-of-source scores thresholds are tuned on). Without such scores (one source file, or
+  no cross-fit) the confidence is the calibrated score of the top genre, as before.
+- **Abstention.** A prediction is `confident` at or above the lowest confidence threshold
+  whose precision (the share of movies so answered whose top genre is right) reaches
+  `target_precision` with probability `confidence_level` (default 0.9), by exact binomial
+  tests of ten candidate thresholds on the validation movies (see `confidence_threshold`):
+  not merely on average, as the validation share's own precision would.
 - **Recall control.** For a target recall `1 - alpha`, the genre set is the top genre plus
   every genre whose calibrated score is at least `lambda`; `lambda` is chosen by conformal
   risk control (Angelopoulos et al. 2022, the "crc" method of MAPIE's multi-label recall
@@ -30,7 +34,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -186,6 +190,103 @@ class GenreMaps:
         return cls(cast("tuple[Method, ...]", methods), platt, knots, values)
 
 
+CONFIDENCE_FEATURES = (
+    "top score",
+    "top score log-odds",
+    "margin over the second",
+    "top-3 sum",
+    "sum",
+    "entropy of the normalised scores",
+)
+MIN_CONFIDENCE_EXAMPLES = 200  # of each kind, right and wrong, to learn a confidence from
+TOP_SCORE = "top calibrated score"
+
+
+def confidence_features(scores: Floats) -> npt.NDArray[np.float64]:
+    """CONFIDENCE_FEATURES of each row of calibrated scores, shape (n, 6): what the whole
+    score vector says about its top genre (a clear winner, or several close ones)."""
+    scores = np.atleast_2d(scores).astype(np.float64)
+    ranked = -np.sort(-scores, axis=1)
+    top = ranked[:, 0]
+    total = scores.sum(axis=1)
+    shares = scores / np.maximum(total, _EPSILON)[:, None]
+    entropy = -(shares * np.log(np.clip(shares, _EPSILON, 1.0))).sum(axis=1)
+    second = ranked[:, 1] if scores.shape[1] > 1 else np.zeros_like(top)
+    return np.column_stack(
+        [top, _logit(top), top - second, ranked[:, :3].sum(axis=1), total, entropy]
+    )
+
+
+@dataclass(frozen=True)
+class LearnedConfidence:
+    """P(top genre right | CONFIDENCE_FEATURES of the calibrated scores): a logistic
+    regression, served as its coefficients (standardisation folded in)."""
+
+    coefficients: tuple[float, ...]
+    intercept: float
+    movies: int
+    """How many movies (right or wrong top genre) it was fitted on."""
+    fitted_on: str
+
+    def apply(self, scores: Floats) -> Floats:
+        """The confidence of each row of calibrated `scores` (shape (n,))."""
+        logits = confidence_features(scores) @ np.asarray(self.coefficients) + self.intercept
+        # clipped: a degenerate fit (say, a model whose scores never change) must not
+        # overflow; the probability is 1 or 0 to float32 precision well before 50
+        result: Floats = (1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))).astype(np.float32)
+        return result
+
+    @classmethod
+    def fit(
+        cls, scores: Floats, labels: Bools, known: Bools | None, fitted_on: str
+    ) -> LearnedConfidence | None:
+        """Fit on calibrated `scores` of movies with genres `labels`: each movie whose top
+        genre its sources can name (`known`) and that has a genre is one example, right or
+        wrong (as hit@1 counts it). None when there are fewer than MIN_CONFIDENCE_EXAMPLES
+        right or wrong answers."""
+        from sklearn.linear_model import LogisticRegression
+
+        top = scores.argmax(axis=1)
+        counted = labels.any(axis=1)
+        if known is not None:
+            counted &= known[np.arange(len(known)), top]
+        hits = top_hits(scores[counted], labels[counted])
+        if min(int(hits.sum()), int((~hits).sum())) < MIN_CONFIDENCE_EXAMPLES:
+            return None
+        features = confidence_features(scores[counted])
+        mean, scale = features.mean(axis=0), features.std(axis=0)
+        scale[scale < _EPSILON] = 1.0  # a (nearly) constant feature says nothing
+        regression = LogisticRegression(C=1.0, max_iter=3000)
+        regression.fit((features - mean) / scale, hits)
+        weights = regression.coef_[0] / scale
+        intercept = float(regression.intercept_[0]) - float(weights @ mean)
+        return cls(tuple(float(w) for w in weights), intercept, int(counted.sum()), fitted_on)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": "logistic regression",
+            "features": list(CONFIDENCE_FEATURES),
+            "coefficients": [round(w, 8) for w in self.coefficients],
+            "intercept": round(self.intercept, 8),
+            "movies": self.movies,
+            "fitted_on": self.fitted_on,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LearnedConfidence | None:
+        """None for the top calibrated score (or a block an older tgplus wrote)."""
+        if data.get("method") != "logistic regression":
+            return None
+        if list(data["features"]) != list(CONFIDENCE_FEATURES):
+            raise ValueError(f"unknown confidence features {data['features']!r}")
+        coefficients = tuple(float(w) for w in data["coefficients"])
+        if len(coefficients) != len(CONFIDENCE_FEATURES):
+            raise ValueError("confidence coefficients do not match its features")
+        return cls(
+            coefficients, float(data["intercept"]), int(data["movies"]), str(data["fitted_on"])
+        )
+
+
 def top_hits(scores: Floats, labels: Bools) -> Bools:
     """Per movie: its top-scored genre is one of its genres."""
     hits: Bools = labels[np.arange(len(labels)), scores.argmax(axis=1)]
@@ -274,6 +375,17 @@ class Calibration:
     """The validation share's missed-genre share at each `lambdas` threshold."""
     movies: int
     """How many validation movies the risk curve was measured on."""
+    confidence: LearnedConfidence | None = None
+    """The learned confidence; None: the top genre's calibrated score (models saved before
+    it, and models without out-of-source scores to learn it from)."""
+
+    def confidences(self, scores: Floats) -> Floats:
+        """The confidence of each row of calibrated `scores` (shape (n,)): the probability
+        that its top genre is right."""
+        if self.confidence is None:
+            top: Floats = np.atleast_2d(scores).max(axis=1)
+            return top
+        return self.confidence.apply(scores)
 
     def recall_threshold(self, target: float) -> float:
         """The conformal risk control threshold for an expected recall of `target`."""
@@ -298,6 +410,7 @@ class Calibration:
         known: Bools | None = None,
         target_precision: float = DEFAULT_TARGET_PRECISION,
         confidence_level: float = DEFAULT_CONFIDENCE_LEVEL,
+        confidence: Callable[[GenreMaps], LearnedConfidence | None] | None = None,
         folds: int = FOLDS,
         seed: int = 0,
     ) -> Calibration:
@@ -305,7 +418,10 @@ class Calibration:
 
         With `known` (partial labels), a genre a movie's sources cannot express counts
         neither way: calibration skips the cell, abstention skips movies whose top genre
-        is such a genre, and recall counts only the genres the source could name."""
+        is such a genre, and recall counts only the genres the source could name.
+        `confidence`, given the fitted maps, learns the confidence (see
+        `LearnedConfidence.fit`); without it (or when it gives None) the confidence is
+        the top calibrated score. The threshold is chosen on that confidence."""
         if not 0.0 < target_precision < 1.0:
             raise ModelError(
                 f"target precision {target_precision} is out of range; use a number between 0 and 1"
@@ -320,6 +436,7 @@ class Calibration:
                 "larger --validation-share"
             )
         maps = GenreMaps.fit(raw, labels, known)
+        learned = confidence(maps) if confidence is not None else None
         fold = np.random.default_rng(seed).permutation(len(raw)) % folds
         held_out = np.empty_like(raw)
         for k in range(folds):
@@ -333,7 +450,7 @@ class Calibration:
         if known is not None:
             counted &= known[np.arange(len(known)), top]
         threshold = confidence_threshold(
-            held_out[counted].max(axis=1),
+            held_out[counted].max(axis=1) if learned is None else learned.apply(held_out[counted]),
             top_hits(held_out[counted], labels[counted]),
             target_precision,
             confidence_level,
@@ -356,6 +473,7 @@ class Calibration:
             lambdas=tuple(LAMBDA_GRID.tolist()),
             risks=tuple(np.round(risks, 6).tolist()),
             movies=int(labels.any(axis=1).sum()),
+            confidence=learned,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -365,6 +483,15 @@ class Calibration:
             "target_precision": self.target_precision,
             "confidence_threshold": self.threshold,
             "confidence_level": self.confidence_level,
+            "confidence": (
+                self.confidence.to_json()
+                if self.confidence is not None
+                else {
+                    "method": TOP_SCORE,
+                    "why": "no out-of-source scores of training movies to learn it from "
+                    "(one source file, --threshold-folds 0, or too few right or wrong answers)",
+                }
+            ),
             "recall_control": {
                 "method": "conformal risk control (crc), loss = share of genres missed",
                 "movies": self.movies,
@@ -394,4 +521,5 @@ class Calibration:
             lambdas=lambdas,
             risks=risks,
             movies=movies,
+            confidence=LearnedConfidence.from_json(data.get("confidence") or {}),
         )

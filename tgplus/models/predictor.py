@@ -158,6 +158,15 @@ class Predictor:
         """Calibrated scores from the model's raw ones (unchanged without calibration)."""
         return raw if self.calibration is None else self.calibration.maps.apply(raw)
 
+    def confidences(self, scores: Scores) -> npt.NDArray[np.float32]:
+        """The confidence of each row of calibrated `scores` (shape (n,)), as predictions
+        report it: the learned probability that the top genre is right, or the top
+        genre's score (see `tgplus.models.calibration`)."""
+        if self.calibration is None:
+            top: npt.NDArray[np.float32] = scores.max(axis=1)
+            return top
+        return self.calibration.confidences(scores)
+
     def score_texts(self, texts: Sequence[str]) -> Scores:
         """Calibrated probabilities, shape (n, genres), of model texts (`model_text`)."""
         if not texts:
@@ -259,7 +268,11 @@ class Predictor:
         values: list[float] = row.tolist()
         genres = self.genres
         above = tuple(genres[i] for i in order if passed[i])
-        confidence = values[order[0]]
+        confidence = (
+            values[order[0]]
+            if self.calibration is None or self.calibration.confidence is None
+            else float(self.calibration.confidence.apply(row)[0])
+        )
         genre_set = None
         if recall_threshold is not None:
             genre_set = tuple(
