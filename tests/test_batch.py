@@ -24,7 +24,7 @@ from tgplus.batch import Interrupted, score_file, work_directory
 from tgplus.catalogue import open_catalogue
 from tgplus.errors import DataError, InputError
 from tgplus.models import Predictor, load_predictor
-from tgplus.scoring import GENRE, GENRES, SKIP_REASON, Columns, score_frame
+from tgplus.scoring import GENRE, GENRES, SKIP_REASON, Columns, score_frame, score_texts
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,35 @@ def test_streamed_predictions_equal_the_predictor_row_by_row(
         assert tuple(rows[i][GENRES]) == prediction.genres
         assert rows[i]["score_Drama"] == pytest.approx(prediction.scores["Drama"], abs=1e-6)
     assert not work_directory(output).exists()
+
+
+def test_the_model_sees_batches_of_bounded_size_with_the_same_results(
+    predictor: Predictor, top10k: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tgplus.scoring
+
+    table = pa_csv.read_csv(top10k).slice(0, 1500)
+    texts, titles = table.column("overview").to_pylist(), table.column("title").to_pylist()
+    whole = score_texts(predictor, texts, titles)
+    seen: list[int] = []
+    scores = predictor.scores
+
+    def counted(descriptions: list[str], row_titles: list[str] | None = None) -> Any:
+        seen.append(len(descriptions))
+        return scores(descriptions, row_titles)
+
+    monkeypatch.setattr(tgplus.scoring, "MODEL_BATCH", 400)
+    monkeypatch.setattr(predictor, "scores", counted)
+    batched = score_texts(predictor, texts, titles)
+    assert max(seen) == 400
+    assert sum(seen) == whole.scored
+    assert (batched.genre, batched.genres, batched.skip_reason) == (
+        whole.genre,
+        whole.genres,
+        whole.skip_reason,
+    )
+    assert batched.scores.tobytes() == whole.scores.tobytes()
+    assert batched.confidence.tobytes() == whole.confidence.tobytes()
 
 
 def test_ids_pass_through_untouched_and_unscorable_rows_stay(
@@ -441,6 +470,42 @@ def test_dask_starts_its_own_local_cluster(fast_model: Path, tmp_path: Path) -> 
     )  # fmt: skip
     assert code == 0, stderr
     assert read_any(tmp_path / "out")[0]["id"] == "7"
+
+
+def test_csv_blocks_give_every_worker_several(tmp_path: Path) -> None:
+    from tgplus.distributed import CSV_BLOCK, MIN_CSV_BLOCK, csv_block_size
+
+    source = tmp_path / "catalogue.csv"
+    with source.open("wb") as stream:
+        stream.truncate(40 * 2**20)  # sparse: only the size matters
+    assert csv_block_size(str(source), threads=2) == 5 * 2**20  # 8 blocks, 4 per worker
+    assert csv_block_size(str(source), threads=64) == MIN_CSV_BLOCK
+    with source.open("wb") as stream:
+        stream.truncate(2**30)
+    assert csv_block_size(str(source), threads=2) == CSV_BLOCK  # bounded memory per task
+
+
+def test_the_local_cluster_skips_the_profiler_and_keeps_malloc_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    import dask
+
+    from tgplus.distributed import dask_client
+
+    def settings() -> tuple[Any, str | None]:
+        return (
+            dask.config.get("distributed.worker.profile.enabled"),
+            os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        )
+
+    # Dask's nannies copy their spawn variables into the parent's environment, so the
+    # module's cluster has left MALLOC_TRIM_THRESHOLD_ here; a `tgplus` process has none.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with dask_client(None, workers=1) as client:
+        assert list(client.run(settings).values()) == [(False, None)]
+    assert dask.config.get("distributed.worker.profile.enabled")  # only for that cluster
 
 
 def test_the_readme_recipe_for_dask_users(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.fixtures import CRIME
+from tests.fixtures import CRIME, HORROR
 from tgplus.data import load_movies
 from tgplus.models import Predictor, load_predictor
 from tgplus.models.explain import TokenWeights
@@ -136,19 +137,30 @@ def test_old_models_without_a_static_reference_still_explain(fast_model: Path) -
     )
 
 
+def texts_scored(predictor: Predictor, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the predictor's model scores from now on, one or many at a time."""
+    model = predictor.model
+    scored: list[str] = []
+    one, many = model.predict_proba_one, model.predict_proba
+
+    def counted_one(text: str) -> np.ndarray:
+        scored.append(text)
+        return one(text)
+
+    def counted_many(texts: Sequence[str]) -> np.ndarray:
+        scored.extend(texts)
+        return many(texts)
+
+    monkeypatch.setattr(model, "predict_proba_one", counted_one)
+    monkeypatch.setattr(model, "predict_proba", counted_many)
+    return scored
+
+
 def test_explaining_one_description_scores_it_once(
     fast_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     predictor = load_predictor(fast_model)
-    model = predictor.model
-    calls: list[str] = []
-    scored = model.predict_proba_one
-
-    def counted(text: str) -> np.ndarray:
-        calls.append(text)
-        return scored(text)
-
-    monkeypatch.setattr(model, "predict_proba_one", counted)
+    calls = texts_scored(predictor, monkeypatch)
     explained = predictor.predict_one(CRIME, explain=True)
     assert len(calls) == 1
     # the same words and weights as when the explanation scores the text itself
@@ -161,3 +173,28 @@ def test_explaining_one_description_scores_it_once(
     np.testing.assert_allclose(
         np.array([w.weight for w in words]), np.array([w.weight for w in again]), atol=1e-5
     )
+
+
+def test_explaining_a_batch_scores_each_description_once(
+    fast_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    predictor = load_predictor(fast_model)
+    scored = texts_scored(predictor, monkeypatch)
+    titles = ["Heat", " The Farmhouse "]
+    explained = predictor.predict([CRIME, HORROR], titles, explain=True)
+    assert len(scored) == 2
+    monkeypatch.undo()
+    # the same words and weights as when each explanation scores its text itself
+    for prediction, description, title in zip(explained, [CRIME, HORROR], titles, strict=True):
+        alone = predictor.predict_one(description, title, explain=True)
+        assert [entry.genre for entry in prediction.top] == [entry.genre for entry in alone.top]
+        for ours, theirs in zip(prediction.top, alone.top, strict=True):
+            assert ours.explanation
+            assert [(w.text, w.start, w.field) for w in ours.explanation] == [
+                (w.text, w.start, w.field) for w in theirs.explanation or ()
+            ]
+            np.testing.assert_allclose(
+                [w.weight for w in ours.explanation],
+                [w.weight for w in theirs.explanation or ()],
+                atol=1e-5,
+            )

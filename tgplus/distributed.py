@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tgplus.batch import ScoringReport
 from tgplus.catalogue import SUFFIXES, Format
 from tgplus.errors import DataError, InputError, TgplusError
 from tgplus.files import atomic_directory
+from tgplus.models import Predictor
 from tgplus.scoring import (
     SKIP_REASON,
     Columns,
@@ -45,13 +48,43 @@ if TYPE_CHECKING:
 
 CONNECT_SECONDS = 5
 """How long to try reaching a `--scheduler` before giving up with one line."""
-CSV_BLOCK = "64MB"
+CSV_BLOCK = 64 * 2**20
+"""Largest CSV block (bytes) a task reads: memory per worker stays bounded."""
+BLOCKS_PER_WORKER = 4
+"""CSV blocks per worker thread when the file is small enough: whole blocks go to
+workers, so with a block or two per worker one of them would idle at the end."""
+MIN_CSV_BLOCK = 2**20
+
+
+def local_worker_config() -> dict[str, Any]:
+    """Dask settings for the workers of the local cluster tgplus starts itself.
+
+    One thread per worker: the model is CPU-bound Python and numpy, and Dask already
+    sets OMP/MKL/OpenBLAS threads to 1 in worker processes, so BLAS does not
+    oversubscribe the cores. Two of Dask's defaults cost a batch run CPU for no use:
+    the statistical profiler samples the scoring thread's stack every 10 ms for a
+    dashboard nobody watches, and `MALLOC_TRIM_THRESHOLD_` makes glibc hand freed
+    memory back at once, so every partition's feature matrices fault their pages in
+    again (twice the page faults of the single-process engine). Partitions are of
+    bounded size, so the allocator's own defaults (as in one process) keep memory flat.
+    """
+    import dask
+
+    environment = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environment.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {
+        "distributed.worker.profile.enabled": False,
+        "distributed.nanny.pre-spawn-environ": environment,
+    }
 
 
 def _import_dask() -> None:
+    """Fail early without the extra; dask.dataframe itself is imported while a cluster starts."""
     try:
-        import dask.dataframe  # noqa: F401
         import distributed  # noqa: F401
+
+        if not all(importlib.util.find_spec(name) for name in ("dask.dataframe", "pandas")):
+            raise ImportError("dask.dataframe")
     except ImportError:
         raise TgplusError(
             "--engine dask needs the dask extra: pip install 'tgplus[dask]'"
@@ -60,7 +93,13 @@ def _import_dask() -> None:
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
-    """A client of the scheduler at `scheduler`, or of a local cluster of `workers` processes."""
+    """A client of the scheduler at `scheduler`, or of a local cluster of `workers` processes.
+
+    The client is this process's default Dask client while open. It is not entered as a
+    context (that would tie it to the calling thread), so it may be opened in another
+    thread than the one that computes with it.
+    """
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -77,11 +116,11 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
             ) from None
         finally:
             quiet.setLevel(level)
-        with client:
+        with contextlib.closing(client):
             yield client
         return
-    # One thread per worker: the model is CPU-bound Python and numpy.
     with (
+        dask.config.set(local_worker_config()),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -90,7 +129,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Client]:
             dashboard_address=":0",  # any free port: 8787 may be taken
             silence_logs=logging.ERROR,
         ) as cluster,
-        Client(cluster) as client,
+        contextlib.closing(Client(cluster)) as client,
     ):
         yield client
 
@@ -121,8 +160,19 @@ def input_format(source: str) -> tuple[Format, str]:
     return SUFFIXES[suffix], source
 
 
-def read_frame(source: str) -> tuple[dd.DataFrame, Format]:
-    """The catalogue as a Dask DataFrame; CSV values are read as text, exactly as written."""
+def csv_block_size(pattern: str, threads: int) -> int:
+    """Bytes per CSV block: `BLOCKS_PER_WORKER` per worker thread, within 1 MB .. 64 MB."""
+    total = sum(Path(name).stat().st_size for name in glob.glob(pattern))  # noqa: PTH207
+    wanted = -(-total // max(1, threads * BLOCKS_PER_WORKER))
+    return max(MIN_CSV_BLOCK, min(CSV_BLOCK, wanted))
+
+
+def read_frame(source: str, threads: int = 1) -> tuple[dd.DataFrame, Format]:
+    """The catalogue as a Dask DataFrame; CSV values are read as text, exactly as written.
+
+    `threads` (the cluster's worker threads) sizes CSV blocks so that every worker
+    gets several; Parquet is read a file or row group per partition.
+    """
     import dask.dataframe as dd
 
     file_format, pattern = input_format(source)
@@ -132,7 +182,12 @@ def read_frame(source: str) -> tuple[dd.DataFrame, Format]:
         if file_format is Format.JSONL:
             return dd.read_json(pattern, lines=True, blocksize=2**26, dtype=False), file_format
         return (
-            dd.read_csv(pattern, dtype=str, na_filter=False, blocksize=CSV_BLOCK),
+            dd.read_csv(
+                pattern,
+                dtype=str,
+                na_filter=False,
+                blocksize=csv_block_size(pattern, threads),
+            ),
             file_format,
         )
     except (ValueError, OSError, pa.ArrowException) as error:
@@ -189,13 +244,65 @@ def score_with_dask(
     see the same file system paths as this process.
     """
     _import_dask()
-    import pandas as pd
-
     started = time.perf_counter()
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: is a file; --engine dask writes a directory of Parquet parts")
     predictor = cached_predictor(model_path)  # a bad model fails here, before any cluster starts
-    frame, file_format = read_frame(source)
+    with (
+        contextlib.ExitStack() as stack,
+        ThreadPoolExecutor(1, thread_name_prefix="tgplus-dask-start") as pool,
+    ):
+        # The cluster starts (or the scheduler is reached) while this thread reads the
+        # input's columns and builds the graph: worker processes take seconds to start.
+        starting = pool.submit(stack.enter_context, dask_client(scheduler, workers))
+        try:
+            scored, schema = _scored_frame(
+                predictor,
+                model_path,
+                source,
+                lambda: _worker_threads(starting.result()),
+                text=text,
+                title=title,
+                keep=keep,
+                with_scores=with_scores,
+            )
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                starting.result()  # so that the cluster is stopped on the way out
+            raise
+        starting.result()
+        _write(scored, schema, source, output)
+    reasons = pq.read_table(output, columns=[SKIP_REASON]).column(SKIP_REASON)
+    report = ScoringReport(outputs=[f"{output}/ (Parquet parts)"])
+    skipped = {
+        count["values"]: count["counts"]
+        for count in pc.value_counts(reasons).to_pylist()
+        if count["values"] is not None
+    }
+    report.add(len(reasons), len(reasons) - sum(skipped.values()), skipped)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _worker_threads(client: Client) -> int:
+    info = client.scheduler_info(n_workers=-1)
+    return sum(int(worker.get("nthreads", 1)) for worker in info["workers"].values()) or 1
+
+
+def _scored_frame(
+    predictor: Predictor,
+    model_path: Path,
+    source: str,
+    threads: Callable[[], int],
+    *,
+    text: str | None,
+    title: str | None,
+    keep: Sequence[str] | None,
+    with_scores: bool,
+) -> tuple[dd.DataFrame, pa.Schema]:
+    """The lazy scored frame and the schema to write it with (`threads`: the cluster's)."""
+    file_format, _ = input_format(source)
+    frame, _ = read_frame(source, threads() if file_format is Format.CSV else 1)
     columns: Columns = choose_columns(
         [str(c) for c in frame.columns], source, text=text, title=title, keep=keep
     )
@@ -211,8 +318,13 @@ def score_with_dask(
     )
     meta = score_partition(frame._meta, *arguments)
     scored = frame.map_partitions(score_partition, *arguments, meta=meta, align_dataframes=False)
-    schema = parquet_schema(meta)
-    with dask_client(scheduler, workers), atomic_directory(output) as partial:
+    return scored, parquet_schema(meta)
+
+
+def _write(scored: dd.DataFrame, schema: pa.Schema, source: str, output: Path) -> None:
+    import pandas as pd
+
+    with atomic_directory(output) as partial:
         try:
             scored.to_parquet(partial, write_index=False, schema=schema)
         except TgplusError:
@@ -221,12 +333,6 @@ def score_with_dask(
             raise DataError(
                 f"{source}: unreadable ({_first_line(error)}); nothing was written to {output}"
             ) from None
-    reasons = pq.read_table(output, columns=[SKIP_REASON]).column(SKIP_REASON).to_pylist()
-    report = ScoringReport(outputs=[f"{output}/ (Parquet parts)"])
-    skipped = Counter(reason for reason in reasons if reason is not None)
-    report.add(len(reasons), len(reasons) - sum(skipped.values()), dict(skipped))
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def worker_loads(client: Client) -> dict[str, Any]:

@@ -44,6 +44,10 @@ TEXT_COLUMNS = ("overview", "description")
 TITLE_COLUMN = "title"
 ID_COLUMN = "id"
 
+MODEL_BATCH = 16_384
+"""Most texts handed to the model at once: big enough for its batch speed, small enough
+that its feature matrices stay in cache-friendly sizes and memory stays flat."""
+
 NO_TEXT = "no text"
 NOT_TEXT = "text is not a string"
 
@@ -156,22 +160,32 @@ def score_texts(
 
     Predictions equal `Predictor.predict` row for row (same scores, same
     threshold rule, ties broken by genre order), computed for the whole batch
-    at once rather than one `Prediction` object per row.
+    at once rather than one `Prediction` object per row. The model sees at
+    most `MODEL_BATCH` texts at a time, whatever the caller hands in (a Dask
+    partition, a whole DataFrame), so every engine scores in batches of one size.
     """
     count = len(texts)
     reasons: list[str | None] = [None] * count
     usable: list[int] = []
+    descriptions: list[str] = []
     for row, text in enumerate(texts):
         if not isinstance(text, str):
             reasons[row] = NO_TEXT if text is None else NOT_TEXT
-        elif not text.strip() or (len(text) < 40 and is_placeholder(text)):
+            continue
+        stripped = text.strip()
+        if not stripped or (len(text) < 40 and is_placeholder(text)):
             reasons[row] = NO_TEXT
         else:
             usable.append(row)
-    descriptions = [str(texts[row]).strip() for row in usable]
+            descriptions.append(stripped)
     row_titles = [_title_text(titles[row]) for row in usable] if titles is not None else None
-    probabilities = predictor.scores(descriptions, row_titles)
     genre_names = predictor.genres
+    probabilities = np.empty((len(usable), len(genre_names)), dtype=np.float32)
+    for start in range(0, len(usable), MODEL_BATCH):
+        end = start + MODEL_BATCH
+        probabilities[start:end] = predictor.scores(
+            descriptions[start:end], row_titles[start:end] if row_titles is not None else None
+        )
     scores = np.full((count, len(genre_names)), np.nan, dtype=np.float32)
     top: list[str | None] = [None] * count
     above: list[list[str] | None] = [None] * count
@@ -181,12 +195,17 @@ def score_texts(
         confidence[usable] = predictor.confidences(probabilities)
         order = np.argsort(-probabilities, axis=1, kind="stable")
         passed = np.take_along_axis(probabilities >= predictor.thresholds, order, axis=1)
-        for row, ranked, ok in zip(usable, order.tolist(), passed.tolist(), strict=True):
-            first = genre_names[ranked[0]]
+        # The genres at or above their thresholds, best first, for all rows in one go:
+        # nonzero() walks `passed` row by row, so each row's genres come out in rank order.
+        names = np.asarray(genre_names, dtype=object)
+        flat: list[str] = names[order[passed]].tolist()
+        ends = np.cumsum(passed.sum(axis=1)).tolist()
+        firsts: list[str] = names[order[:, 0]].tolist()
+        start = 0
+        for row, first, end in zip(usable, firsts, ends, strict=True):
             top[row] = first
-            above[row] = [genre_names[i] for i, keep in zip(ranked, ok, strict=True) if keep] or [
-                first
-            ]
+            above[row] = flat[start:end] or [first]
+            start = end
     return ScoredRows(top, above, reasons, scores, confidence)
 
 

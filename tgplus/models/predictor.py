@@ -177,11 +177,19 @@ class Predictor:
         self, descriptions: str | Sequence[str], titles: str | Sequence[str] | None = None
     ) -> Scores:
         """Probabilities, shape (n, genres), for descriptions already checked."""
+        return self.calibrated(self._raw_scores(descriptions, titles))
+
+    def _raw_scores(
+        self, descriptions: str | Sequence[str], titles: str | Sequence[str] | None
+    ) -> Scores:
+        """The model's uncalibrated probabilities, shape (n, genres)."""
         descriptions = _listed(descriptions)
         titles = _listed(titles) if titles is not None else [""] * len(descriptions)
         if len(titles) != len(descriptions):
             raise InputError(f"{len(titles)} titles for {len(descriptions)} descriptions")
-        return self.score_texts(
+        if not descriptions:
+            return np.zeros((0, len(self.genres)), np.float32)
+        return self.model.predict_proba(
             [model_text(d, t) for d, t in zip(descriptions, titles, strict=True)]
         )
 
@@ -216,15 +224,16 @@ class Predictor:
         checked = [check_description(d, max_chars) for d in descriptions]
         if titles is not None:
             titles = [check_title(t, max_chars) for t in _listed(titles)]
+        raw = self._raw_scores(checked, titles)
         predictions = [
-            self._prediction(row, top_k, recall_target, threshold)
-            for row in self.scores(checked, titles)
+            self._prediction(row, top_k, recall_target, threshold) for row in self.calibrated(raw)
         ]
         if explain:
+            # Each explanation is handed its text's raw row, so no text is scored twice.
             sent_titles = titles if titles is not None else [""] * len(descriptions)
             predictions = [
-                self._explained(p, d, t)
-                for p, d, t in zip(predictions, descriptions, sent_titles, strict=True)
+                self._explained(p, d, t, r)
+                for p, d, t, r in zip(predictions, descriptions, sent_titles, raw, strict=True)
             ]
         return predictions
 
