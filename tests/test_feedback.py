@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -108,6 +109,25 @@ def test_workers_starting_together_migrate_once(
     for thread in threads:
         thread.join()
     assert sorted(str(getattr(r, "before", r)) for r in results) == ["0002", "0002", "0002", "None"]
+
+
+def test_a_new_sqlite_database_opens_while_another_process_writes(
+    tmp_path: Path, open_store: Callable[[str], FeedbackStore]
+) -> None:
+    # Switching to WAL is the one step SQLite does not queue behind a writer by itself.
+    path = tmp_path / "feedback.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (id INTEGER)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    finished = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    finished.start()
+    try:
+        done = open_store(f"sqlite:///{path}").upgrade()
+    finally:
+        finished.join()
+        writer.close()
+    assert (done.before, done.after) == (None, "0002")
 
 
 # -- writing -----------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ import hashlib
 import json
 import logging
 import secrets
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -370,6 +372,25 @@ class FeedbackStore:
         self.engine.dispose()
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch a SQLite database to WAL, waiting for other writers like any write does.
+
+    Switching needs the database to itself and SQLite answers "database is locked" at
+    once instead of calling its busy handler, so processes opening a new database
+    together would fail; retry for as long as a write may wait. The mode is stored in
+    the file: only the first connections ever switch it.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_settings(engine: Engine, thread: threading.local) -> None:
     """WAL and a busy timeout on every SQLite connection; IMMEDIATE for write transactions."""
 
@@ -378,8 +399,8 @@ def _sqlite_settings(engine: Engine, thread: threading.local) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event below decides
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")  # WAL's durable-enough default
         finally:
             cursor.close()
