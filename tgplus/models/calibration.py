@@ -287,6 +287,12 @@ class LearnedConfidence:
         )
 
 
+def top_scores(scores: Floats) -> Floats:
+    """The confidence without a learned one: each row's top calibrated score (shape (n,))."""
+    top: Floats = np.atleast_2d(scores).max(axis=1)
+    return top
+
+
 def top_hits(scores: Floats, labels: Bools) -> Bools:
     """Per movie: its top-scored genre is one of its genres."""
     hits: Bools = labels[np.arange(len(labels)), scores.argmax(axis=1)]
@@ -382,10 +388,7 @@ class Calibration:
     def confidences(self, scores: Floats) -> Floats:
         """The confidence of each row of calibrated `scores` (shape (n,)): the probability
         that its top genre is right."""
-        if self.confidence is None:
-            top: Floats = np.atleast_2d(scores).max(axis=1)
-            return top
-        return self.confidence.apply(scores)
+        return (top_scores if self.confidence is None else self.confidence.apply)(scores)
 
     def recall_threshold(self, target: float) -> float:
         """The conformal risk control threshold for an expected recall of `target`."""
@@ -450,7 +453,7 @@ class Calibration:
         if known is not None:
             counted &= known[np.arange(len(known)), top]
         threshold = confidence_threshold(
-            held_out[counted].max(axis=1) if learned is None else learned.apply(held_out[counted]),
+            (top_scores if learned is None else learned.apply)(held_out[counted]),
             top_hits(held_out[counted], labels[counted]),
             target_precision,
             confidence_level,

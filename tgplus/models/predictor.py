@@ -19,7 +19,7 @@ import numpy.typing as npt
 from tgplus.data.table import model_text
 from tgplus.errors import InputError, ModelError
 from tgplus.models.base import GenreModel, Scores
-from tgplus.models.calibration import Calibration
+from tgplus.models.calibration import Calibration, top_scores
 from tgplus.models.explain import ExplanationMethod, TokenWeights
 
 EXPLAINED_WORDS = 10
@@ -162,10 +162,7 @@ class Predictor:
         """The confidence of each row of calibrated `scores` (shape (n,)), as predictions
         report it: the learned probability that the top genre is right, or the top
         genre's score (see `tgplus.models.calibration`)."""
-        if self.calibration is None:
-            top: npt.NDArray[np.float32] = scores.max(axis=1)
-            return top
-        return self.calibration.confidences(scores)
+        return (top_scores if self.calibration is None else self.calibration.confidences)(scores)
 
     def score_texts(self, texts: Sequence[str]) -> Scores:
         """Calibrated probabilities, shape (n, genres), of model texts (`model_text`)."""
@@ -268,11 +265,7 @@ class Predictor:
         values: list[float] = row.tolist()
         genres = self.genres
         above = tuple(genres[i] for i in order if passed[i])
-        confidence = (
-            values[order[0]]
-            if self.calibration is None or self.calibration.confidence is None
-            else float(self.calibration.confidence.apply(row)[0])
-        )
+        confidence = float(self.confidences(row)[0])
         genre_set = None
         if recall_threshold is not None:
             genre_set = tuple(
