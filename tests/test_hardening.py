@@ -249,6 +249,15 @@ def test_cors_is_off_unless_origins_are_set(client: TestClient, fast_model: Path
         assert response.headers["access-control-allow-origin"] == "https://a.example"
         other = allowed.options("/predict", headers={**preflight, "Origin": "https://b.example"})
         assert "access-control-allow-origin" not in other.headers
+        assert other.status_code == 400
+        assert other.headers["content-type"] == "application/json"
+        assert other.json()["detail"].startswith(
+            "cross-origin request refused (origin not allowed); the server allows"
+        )
+        patching = allowed.options(
+            "/predict", headers={**preflight, "Access-Control-Request-Method": "PATCH"}
+        )
+        assert "(method not allowed)" in patching.json()["detail"]
 
 
 def test_cors_allows_the_editor_endpoints_bearer_token_and_delete(fast_model: Path) -> None:

@@ -20,11 +20,13 @@ import traceback
 import urllib.parse
 
 import anyio
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tgplus.api.errors import BadEncoding, send_error, strict_unquote
+from tgplus.api.errors import BadEncoding, error_response, send_error, strict_unquote
 from tgplus.api.observability import log
 from tgplus.api.state import ServiceState
 
@@ -162,6 +164,25 @@ class Guard:
             self.in_flight -= 1
 
 
+class _Cors(CORSMiddleware):
+    """Starlette's CORS, whose refused preflight answers in the service's one error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        # Starlette's text names what was refused: "Disallowed CORS origin, headers".
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        headers = {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+        return error_response(
+            response.status_code,
+            f"cross-origin request refused ({refused} not allowed); the server allows the "
+            "origins in TGPLUS_CORS_ORIGINS, methods GET, POST and DELETE, and headers "
+            "Content-Type and Authorization",
+            headers,
+        )
+
+
 class OptInCors:
     """CORS for the origins in `cors_origins` (read at startup); none by default."""
 
@@ -176,7 +197,7 @@ class OptInCors:
             await self.app(scope, receive, send)
             return
         if self.cors is None:
-            self.cors = CORSMiddleware(
+            self.cors = _Cors(
                 self.app,
                 allow_origins=origins,
                 allow_methods=["GET", "POST", "DELETE"],
