@@ -1,13 +1,16 @@
 """Load-test the editors' side of the service: concurrent feedback writers, reload under load.
 
-    python bench/feedback.py [--model DIR] [--seconds 20] [--postgres URL]
+    python bench/feedback.py [--model DIR] [--seconds 20] [--postgres URL] [--only reload]
 
 1. 16 concurrent writers POST distinct feedback for 20 s against a real
    `uvicorn tgplus.api:app` (1 and 2 workers), on SQLite and on PostgreSQL; then the rows in the
    database are counted: every 201 must be exactly one row (none lost, none
    duplicated) and no answer may be a 5xx. Prints writes/s and latency.
 2. wrk drives POST /predict over 16 connections while the model is reloaded
-   (POST /admin/reload) three times, each time a new artifact: no request may fail.
+   (POST /admin/reload) three times, each time a new artifact, on one uvicorn
+   worker and on `tgplus serve --workers 2` (the worker a reload reaches tells the
+   other): no request may fail, and every answer after the last reload must come
+   from the last model.
 3. Prediction latency (wrk, 1 and 16 connections): the service as before this
    feature (no token, nothing recorded), with the feedback store open but
    recording off, and with every prediction recorded; the three run side by
@@ -178,8 +181,19 @@ def new_artifact(source: Path, target: Path, generation: int) -> None:
     save_predictor(predictor, target)
 
 
-def reload_under_load(model: Path, args: argparse.Namespace, script: Path) -> dict[str, Any]:
-    served = args.scratch / "reloaded-model"
+def served_ids(url: str, requests: int) -> set[str]:
+    """The model ids in `requests` answers of GET /model, each on a new connection."""
+    found = set()
+    for _ in range(requests):
+        with urllib.request.urlopen(url + "/model", timeout=10) as response:
+            found.add(str(json.loads(response.read())["id"]))
+    return found
+
+
+def reload_under_load(
+    model: Path, args: argparse.Namespace, script: Path, workers: int = 1
+) -> dict[str, Any]:
+    served = args.scratch / f"reloaded-model-{workers}"
     shutil.copytree(model, served)
     env = {
         "TGPLUS_MODEL_PATH": str(served),
@@ -198,9 +212,11 @@ def reload_under_load(model: Path, args: argparse.Namespace, script: Path) -> di
                 url + "/admin/reload", method="POST", headers={"Authorization": f"Bearer {TOKEN}"}
             )
             with urllib.request.urlopen(request, timeout=30) as response:
-                reloads.append((response.status, json.loads(response.read())["id"][:12]))
+                reloads.append((response.status, json.loads(response.read())["id"]))
 
-    with server("tgplus.api:app", env, "/health/ready", 1, args.scratch / "reload.log") as (
+    log = args.scratch / f"reload-{workers}.log"
+    several = workers > 1  # `tgplus serve`: a reload reaches every worker
+    with server("tgplus.api:app", env, "/health/ready", workers, log, tgplus_serve=several) as (
         url,
         _,
     ):
@@ -209,9 +225,13 @@ def reload_under_load(model: Path, args: argparse.Namespace, script: Path) -> di
         reloader.start()
         row = run_wrk(url, script, 16, seconds)
         reloader.join()
+        time.sleep(2)  # the other workers look for a reload every 0.5 s
+        stale = served_ids(url, 40) - {reloads[-1][1]} if reloads else set()
     return {
         **row,
-        "reloads": ", ".join(f"{status} -> {model_id}" for status, model_id in reloads),
+        "server": f"tgplus serve --workers {workers}" if several else "uvicorn, 1 worker",
+        "reloads": ", ".join(f"{status} -> {model_id[:12]}" for status, model_id in reloads),
+        "stale": len(stale),
     }
 
 
@@ -270,6 +290,7 @@ def main() -> None:
     parser.add_argument(
         "--postgres", help="PostgreSQL server URL; default: start a throw-away one."
     )
+    parser.add_argument("--only", choices=["reload"], help="Run only this part (reload: part 2).")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("error: wrk not found; install it (Debian: apt-get install wrk)")
@@ -290,6 +311,35 @@ def main() -> None:
     ]
     script.write_text(lua_script(requests), encoding="utf-8")
 
+    writers = [] if args.only else feedback_writers(model, args, texts)
+    reloads = [reload_under_load(model, args, script, workers) for workers in (1, 2)]
+    print("\n## POST /predict at 16 connections for 10 s, model reloaded 3 times meanwhile")
+    print(
+        table(
+            reloads,
+            [
+                ("server", "server"),
+                ("rps", "requests/s"),
+                ("p50_ms", "p50 ms"),
+                ("p99_ms", "p99 ms"),
+                ("errors", "failed requests"),
+                ("reloads", "reloads (status -> new id)"),
+                ("stale", "answers from an older model after the last reload (of 40)"),
+            ],
+        )
+    )
+    if not args.only:
+        latency_report(model, args, script)
+    shutil.rmtree(args.scratch, ignore_errors=True)
+    failed = [w for w in writers if w["lost"] or w["duplicated"] or w["5xx"]]
+    if failed or any(r["errors"] or r["stale"] for r in reloads):
+        raise SystemExit("error: a target was missed (see the tables above)")
+
+
+def feedback_writers(
+    model: Path, args: argparse.Namespace, texts: list[str]
+) -> list[dict[str, Any]]:
+    """Part 1, printed: the writers on SQLite and PostgreSQL, 1 and 2 workers."""
     writers = [
         writers_run("SQLite", f"sqlite:///{args.scratch / f'w{n}.db'}", model, args, texts, n)
         for n in (1, 2)
@@ -317,20 +367,11 @@ def main() -> None:
             ],
         )
     )
-    reload = reload_under_load(model, args, script)
-    print("\n## POST /predict at 16 connections for 10 s, model reloaded 3 times meanwhile")
-    print(
-        table(
-            [reload],
-            [
-                ("rps", "requests/s"),
-                ("p50_ms", "p50 ms"),
-                ("p99_ms", "p99 ms"),
-                ("errors", "failed requests"),
-                ("reloads", "reloads (status -> new id)"),
-            ],
-        )
-    )
+    return writers
+
+
+def latency_report(model: Path, args: argparse.Namespace, script: Path) -> None:
+    """Part 3, printed."""
     latency = latency_runs(model, args, script)
     print(
         f"\n## POST /predict latency: median of {args.rounds} alternating rounds of "
@@ -349,10 +390,6 @@ def main() -> None:
             ],
         )
     )
-    shutil.rmtree(args.scratch, ignore_errors=True)
-    failed = [w for w in writers if w["lost"] or w["duplicated"] or w["5xx"]]
-    if failed or reload["errors"]:
-        raise SystemExit("error: a target was missed (see the tables above)")
 
 
 if __name__ == "__main__":

@@ -40,25 +40,32 @@ def free_port() -> int:
 
 @contextmanager
 def server(
-    app: str, env: dict[str, str], ready_path: str, workers: int, log: Path
+    app: str,
+    env: dict[str, str],
+    ready_path: str,
+    workers: int,
+    log: Path,
+    *,
+    tgplus_serve: bool = False,
 ) -> Iterator[tuple[str, int]]:
-    """uvicorn serving `app`; its output (tgplus's JSON request lines) goes to `log`."""
+    """uvicorn serving `app` (or `tgplus serve` with `tgplus_serve`: the CLI's limits and its
+    several-worker reload); its output (tgplus's JSON request lines) goes to `log`."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    listen = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command = (
+        [sys.executable, "-m", "tgplus", "serve", *listen]
+        if tgplus_serve
+        else [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            *listen,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    )
     with log.open("w") as output:
         process = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=output

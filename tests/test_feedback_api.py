@@ -290,6 +290,7 @@ def test_reload_swaps_in_a_new_model_and_keeps_the_old_one_if_the_new_is_broken(
     assert reloaded.status_code == 200
     assert reloaded.json()["previous"] == first["id"]
     assert reloaded.json()["id"] == _model_id(majority_model)
+    assert reloaded.json()["other_workers_reloading"] is False  # one process: nobody to tell
     assert client.get("/model").json()["kind"] == "majority"
 
     (model / "model.npz").write_bytes(b"not a model")
@@ -341,6 +342,67 @@ def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_mode
     finally:
         server.terminate()
         _, errors = server.communicate(timeout=10)
+    assert b"Traceback" not in errors
+
+
+def test_reload_over_http_reaches_every_worker_of_a_several_worker_server(
+    model: Path, majority_model: Path, tmp_path: Path
+) -> None:
+    """A request reaches one worker; the others must serve the new model too, not the old."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "TGPLUS_MODEL_PATH": str(model),
+        "TGPLUS_API_TOKEN": TOKEN,
+        "TGPLUS_DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.db'}",
+        "TGPLUS_LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, "-m", "tgplus", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+
+    def served_ids(requests: int) -> set[str]:
+        """The model ids of `requests` answers, each on a new connection (any worker)."""
+        found = set()
+        for _ in range(requests):
+            with urllib.request.urlopen(f"{base}/model", timeout=5) as response:
+                found.add(str(json.loads(response.read())["id"]))
+        return found
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if served_ids(1) == {_model_id(model)}:
+                    break
+            except OSError:
+                assert server.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        old = _model_id(model)
+        shutil.rmtree(model)
+        shutil.copytree(majority_model, model)
+        request = urllib.request.Request(f"{base}/admin/reload", method="POST", headers=AUTH)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        assert answer["previous"] == old
+        assert answer["other_workers_reloading"] is True
+        new = _model_id(majority_model)
+        deadline = time.monotonic() + 60
+        # 40 answers on new connections: both workers, whichever each reached
+        while (ids := served_ids(40)) != {new}:
+            assert server.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, f"still served after the reload: {ids - {new}}"
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
     assert b"Traceback" not in errors
 
 

@@ -46,7 +46,7 @@ from tgplus.api.guard import Guard, OptInCors
 from tgplus.api.observability import JsonLines, Metrics, RequestLog, configure_logging
 from tgplus.api.openapi import install_openapi
 from tgplus.api.routes import WEB, paths_without_get, router
-from tgplus.api.state import ServiceState, reload_on_sighup
+from tgplus.api.state import ServiceState, follow_reloads, reload_on_sighup
 from tgplus.config import Settings
 
 __all__ = ["JsonLines", "app", "create_app"]
@@ -63,8 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.limiter = anyio.CapacityLimiter(2)  # CPU-bound work: more threads only contend
         await state.reload()
         await state.open_store()
-        with reload_on_sighup(state):
-            yield
+        async with follow_reloads(state):
+            with reload_on_sighup(state):
+                yield
         if state.store is not None:
             state.store.dispose()
 

@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tgplus.api.errors import error_response
 from tgplus.api.observability import log
 from tgplus.api.schemas import Deleted, ErrorOut, FeedbackIn, FeedbackOut, ReloadOut
-from tgplus.api.state import ServiceState, service
+from tgplus.api.state import ServiceState, announce_reload, service
 from tgplus.errors import InputError, StoreError
 from tgplus.feedback import FeedbackRepository, NewFeedback, ServedPrediction
 from tgplus.feedback.models import PREDICTION_ID_CHARS
@@ -219,7 +219,8 @@ async def delete_prediction(
     },
 )
 async def reload(request: Request) -> ReloadOut | JSONResponse:
-    """Load the model at the configured path again, check it, and swap it in."""
+    """Load the model at the configured path again, check it, and swap it in; with several
+    worker processes (`tgplus serve --workers N`), the others then do the same."""
     state = service(request)
     previous = state.model_id
     error = await state.reload()
@@ -231,4 +232,5 @@ async def reload(request: Request) -> ReloadOut | JSONResponse:
         kind=predictor.kind,
         loaded_at=state.loaded_at or "",
         previous=previous,
+        other_workers_reloading=announce_reload(state),
     )

@@ -235,3 +235,9 @@ class ReloadOut(BaseModel):
     kind: str
     loaded_at: str
     previous: str | None = Field(description="The id of the model served before.")
+    other_workers_reloading: bool = Field(
+        default=False,
+        description="True in a server of several worker processes (`tgplus serve --workers N`): "
+        "the other workers load and check the model too, within a second; one that finds it "
+        "broken keeps its previous model and logs why.",
+    )

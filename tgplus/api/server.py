@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tgplus.api.errors import error_body
+from tgplus.api.state import RELOAD_FILE_VARIABLE
 from tgplus.config import Settings
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -103,6 +107,20 @@ class GuardedHttpTools(HttpToolsProtocol):
 
 def serve(settings: Settings) -> None:
     """Serve tgplus.api:app as `tgplus serve` does, with every limit from `settings`."""
+    if settings.workers == 1:
+        _run(settings)
+        return
+    # Several workers: a file through which a reload reaches them all (see `follow_reloads`).
+    handle, path = tempfile.mkstemp(prefix="tgplus-reload-")
+    os.close(handle)
+    os.environ[RELOAD_FILE_VARIABLE] = path  # inherited by the workers
+    try:
+        _run(settings)
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def _run(settings: Settings) -> None:
     uvicorn.run(
         "tgplus.api:app",
         host=settings.host,

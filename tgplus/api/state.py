@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -15,6 +18,7 @@ from tgplus.api.observability import EditorMetrics, Metrics, log
 from tgplus.config import Settings
 from tgplus.errors import ModelError, StoreError, TgplusError
 from tgplus.feedback import FeedbackStore
+from tgplus.files import atomic_file
 from tgplus.models import Predictor, load_predictor
 from tgplus.models.artifact import CHECKSUM_FIELD
 from tgplus.models.bundled import ModelLocation, locate_model
@@ -44,6 +48,8 @@ class ServiceState:
     recording_paused_until: float = 0.0
     editor_metrics: EditorMetrics = field(init=False)
     reloading: anyio.Lock | None = None
+    reload_mark: str | None = None
+    """The last reload announcement this worker acted on (see `follow_reloads`)."""
 
     def __post_init__(self) -> None:
         self.editor_metrics = EditorMetrics(self.metrics.registry)
@@ -141,6 +147,62 @@ def load_checked(location: ModelLocation) -> Predictor | str:
         event["message"] = location.describe()
     log.info(event)
     return predictor
+
+
+RELOAD_FILE_VARIABLE = "TGPLUS_RELOAD_FILE"
+"""Set by `tgplus serve --workers N` (N > 1) for its workers: a file that a worker which
+reloaded the model over HTTP rewrites, and that the other workers watch (`follow_reloads`)."""
+RELOAD_POLL_SECONDS = 0.5
+
+
+def _reload_mark(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None  # removed: the server is stopping
+
+
+def announce_reload(state: ServiceState) -> bool:
+    """Tell the other workers of `tgplus serve --workers N` to reload (they each load and
+    check the model themselves); False when this process is the only one."""
+    path = os.environ.get(RELOAD_FILE_VARIABLE)
+    if path is None:
+        return False
+    mark = f"{state.model_id} {time.time_ns()} {os.getpid()}"
+    with atomic_file(Path(path)) as partial:  # whole or not at all, for the readers
+        partial.write_text(mark, encoding="utf-8")
+    state.reload_mark = mark  # this worker has the model already
+    return True
+
+
+@asynccontextmanager
+async def follow_reloads(state: ServiceState) -> AsyncIterator[None]:
+    """In a worker of `tgplus serve --workers N`, reload the model (checked, in place, as
+    `POST /admin/reload` does) within RELOAD_POLL_SECONDS of another worker's announcement."""
+    path = os.environ.get(RELOAD_FILE_VARIABLE)
+    if path is None:
+        yield
+        return
+
+    async def watch() -> None:
+        state.reload_mark = _reload_mark(path)
+        while True:
+            await anyio.sleep(RELOAD_POLL_SECONDS)
+            mark = _reload_mark(path)
+            if mark is not None and mark != state.reload_mark:
+                state.reload_mark = mark
+                error = await state.reload()
+                if error is not None:
+                    log.warning(
+                        {"event": "reload_failed", "error": error, "serving": state.model_id}
+                    )
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()
 
 
 @contextmanager
