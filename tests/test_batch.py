@@ -150,6 +150,32 @@ def test_json_lines_ids_and_bad_text_values(predictor: Predictor, tmp_path: Path
     assert [r[SKIP_REASON] for r in rows] == [None, None, "text is not a string", "no text"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_scores_of_rows_not_scored_are_empty_in_every_format(
+    predictor: Predictor, tmp_path: Path, suffix: str
+) -> None:
+    # JSON Lines has no NaN: an unscored row's scores once crashed the run with a traceback.
+    source = tmp_path / "catalogue.csv"
+    source.write_text(f'id,overview\ns1,"{CRIME}"\ns2,\n', encoding="utf-8")
+    output = tmp_path / f"out{suffix}"
+    score_file(predictor, source, output, with_scores=True)
+    text = output.read_bytes()
+    assert b"nan" not in text.lower()
+    rows = read_any(output)
+    unscored = rows[1]
+    values = (
+        list(unscored["scores"].values())
+        if suffix == ".jsonl"
+        else [v for k, v in unscored.items() if k.startswith("score_")]
+    )
+    assert unscored[SKIP_REASON] == "no text"
+    assert unscored["confidence"] is None
+    assert len(values) == len(predictor.genres)
+    assert all(v is None for v in values)
+    first = rows[0]["scores"]["Crime"] if suffix == ".jsonl" else rows[0]["score_Crime"]
+    assert first > 0.5
+
+
 @pytest.mark.parametrize("source_suffix", [".csv", ".jsonl", ".parquet"])
 def test_every_format_in_gives_the_same_genres_out(
     predictor: Predictor, metadata: Path, tmp_path: Path, source_suffix: str

@@ -110,7 +110,9 @@ def scored_table(
     added = scored_columns(rows, predictor.genres, with_scores=with_scores)
     arrays = [*chunk.kept.columns]
     for name, values in added.items():
-        arrays.append(pa.array(values, schema.field(name).type))
+        # from_pandas: a row that was not scored has NaN scores; they are written as
+        # nulls (empty in CSV, null in JSON Lines, which has no NaN), like its confidence.
+        arrays.append(pa.array(values, schema.field(name).type, from_pandas=True))
     table = pa.Table.from_arrays(arrays, schema=schema)
     reasons = Counter(reason for reason in rows.skip_reason if reason is not None)
     return table, rows.scored, reasons
