@@ -224,6 +224,36 @@ def test_train_on_no_usable_rows_or_one_genre(tmp_path: Path) -> None:
     assert_one_line_error(code, stderr, "needs at least two")
 
 
+def test_train_says_how_many_rows_it_read_kept_and_skipped(
+    small_data: Path, tmp_path: Path
+) -> None:
+    extra = write_jsonl(
+        tmp_path / "extra.jsonl",
+        [
+            {"overview": "A plot that no genre of the taxonomy can name.", "genres": ["Anime"]},
+            {"overview": "", "genres": ["Drama"]},
+        ],
+    )
+    code, stdout, _ = run(
+        "train", "--data", small_data, "--data", extra, "--kind", "majority",
+        "--out", tmp_path / "m",
+    )  # fmt: skip
+    assert code == 0
+    assert (
+        "read 402 rows from 2 files: kept 400, skipped 2 (1 unknown genre names, 1 no overview)"
+        in stdout
+    )
+
+
+def test_train_refuses_an_unwritable_out_before_training(small_data: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine", encoding="utf-8")
+    code, _, stderr = run("train", "--data", small_data, "--out", a_file / "model")
+    assert_one_line_error(code, stderr, f"{a_file}: is a file, not a directory", "choose another --out")
+    assert "no confidence threshold" not in stderr  # refused before fitting anything
+    assert a_file.read_text(encoding="utf-8") == "mine"
+
+
 def test_train_model_option_is_a_deprecated_alias_of_kind(small_data: Path, tmp_path: Path) -> None:
     code, stdout, stderr = run(
         "train", "--data", small_data, "--model", "majority", "--out", tmp_path / "m", "--json"

@@ -557,6 +557,20 @@ DataOption = Annotated[
 ]
 
 
+def _rows_line(rows: dict[str, Any], files: int) -> str:
+    """Every row read, kept or skipped by reason, as the README promises."""
+    skipped = rows.get("skipped", {})
+    reasons = ", ".join(
+        f"{count:,} {reason}"
+        for reason, count in sorted(skipped.items(), key=lambda item: -item[1])
+    )
+    line = (
+        f"read {rows['read']:,} rows from {files:,} file{'s' if files != 1 else ''}: "
+        f"kept {rows['kept']:,}, skipped {sum(skipped.values()):,}"
+    )
+    return f"{line} ({reasons})" if reasons else line
+
+
 @app.command()
 @user_errors
 def train(
@@ -671,6 +685,7 @@ def train(
             }
         )
         return
+    out.print(_rows_line(rows, len(result.predictor.metadata.get("data", []))), highlight=False)
     if (used := result.predictor.metadata.get("feedback")) is not None:
         out.print(
             f"feedback: {used['rows']:,} answers, {used['films']:,} films: "

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ def check_destination(path: StrPath) -> None:
     if path.exists() and not path.is_dir():
         raise ModelError(f"{path}: is a file, not a model directory; choose another --out")
     if not path.is_dir():
+        _check_writable_parent(path)
         return
     entries = sorted(entry.name for entry in path.iterdir())
     if not entries:
@@ -115,6 +117,21 @@ def check_destination(path: StrPath) -> None:
         f"{path}: not a tgplus model directory (it holds {named}); saving there would delete "
         "its contents; choose another --out, or an empty or new directory"
     )
+
+
+def _check_writable_parent(path: Path) -> None:
+    """Refuse a new model directory whose parent cannot be made or written to."""
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelError(f"{parent}: is a file, not a directory; choose another --out")
+    try:  # what saving does first: a temporary directory beside the model
+        Path(tempfile.mkdtemp(prefix=".tgplus-check-", dir=parent)).rmdir()
+    except OSError as error:
+        raise ModelError(
+            f"{path}: cannot write in {parent} ({error.strerror}); choose another --out"
+        ) from None
 
 
 def _looks_like_a_model(path: Path) -> bool:
