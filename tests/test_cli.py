@@ -249,7 +249,9 @@ def test_train_refuses_an_unwritable_out_before_training(small_data: Path, tmp_p
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine", encoding="utf-8")
     code, _, stderr = run("train", "--data", small_data, "--out", a_file / "model")
-    assert_one_line_error(code, stderr, f"{a_file}: is a file, not a directory", "choose another --out")
+    assert_one_line_error(
+        code, stderr, f"{a_file}: is a file, not a directory", "choose another --out"
+    )
     assert "no confidence threshold" not in stderr  # refused before fitting anything
     assert a_file.read_text(encoding="utf-8") == "mine"
 
