@@ -6,10 +6,13 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
+import typer.main
 from typer.testing import CliRunner
 
 from tests.fixtures import CRIME, write_jsonl
@@ -48,6 +51,28 @@ def test_every_command_has_help_with_an_example(command: tuple[str, ...]) -> Non
     code, stdout, _ = run(*command, "--help")
     assert code == 0
     assert "Example" in stdout
+
+
+def test_no_option_help_is_eaten_as_rich_markup() -> None:
+    # Typer renders help with rich, which takes `[default: ...]` for a style tag and drops it
+    # (`--out` once read "Where to write the model ."); defaults go in show_default instead.
+    import re
+
+    def options(command: Any) -> Iterator[tuple[str, str]]:
+        for param in command.params:
+            yield command.name or "", getattr(param, "help", None) or ""
+        for sub in getattr(command, "commands", {}).values():
+            yield from options(sub)
+
+    eaten = [
+        (name, text)
+        for name, text in options(typer.main.get_command(app))
+        if re.search(r"\[[a-z#/@]", text)
+    ]
+    assert eaten == []
+    code, stdout, _ = run("train", "--help")
+    assert code == 0
+    assert "data/model)]" in stdout
 
 
 def test_python_dash_m_runs_the_cli() -> None:

@@ -117,7 +117,8 @@ TaxonomyOption = Annotated[
     typer.Option(
         "--taxonomy",
         metavar="FILE",
-        help="Your own genre list, one per line [default: TMDB's 20 genres].",
+        help="Your own genre list, one per line.",
+        show_default="TMDB's 20 genres",
     ),
 ]
 MappingOption = Annotated[
@@ -364,8 +365,8 @@ DatabaseOption = Annotated[
     typer.Option(
         "--database",
         metavar="URL",
-        help="sqlite:///path or postgresql://... [default: $TGPLUS_DATABASE_URL or "
-        "sqlite:///data/feedback.sqlite3].",
+        help="sqlite:///path or postgresql://...",
+        show_default="$TGPLUS_DATABASE_URL or sqlite:///data/feedback.sqlite3",
     ),
 ]
 
@@ -411,7 +412,7 @@ def db_upgrade(database: DatabaseOption = None) -> None:
 def feedback_export(
     out_path: Annotated[Path, typer.Option("--out", help="File to write: .csv or .jsonl.")],
     file_format: Annotated[
-        str | None, typer.Option("--format", help="csv or jsonl [default: from --out].")
+        str | None, typer.Option("--format", help="csv or jsonl.", show_default="from --out")
     ] = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -510,8 +511,8 @@ ModelPathOption = Annotated[
     Path | None,
     typer.Option(
         "--model",
-        help="Model directory [default: $TGPLUS_MODEL_PATH, else data/model if it exists, "
-        "else the bundled model].",
+        help="Model directory.",
+        show_default="$TGPLUS_MODEL_PATH, else data/model if it exists, else the bundled model",
     ),
 ]
 
@@ -585,7 +586,9 @@ def train(
     out_path: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Where to write the model [default: $TGPLUS_MODEL_PATH or data/model]."
+            "--out",
+            help="Where to write the model.",
+            show_default="$TGPLUS_MODEL_PATH or data/model",
         ),
     ] = None,
     source_format: FormatOption = SourceFormat.AUTO,
@@ -714,7 +717,9 @@ def bundle(
     ] = None,
     out_path: Annotated[
         Path | None,
-        typer.Option("--out", help="Where to write it [default: the package's bundled model]."),
+        typer.Option(
+            "--out", help="Where to write it.", show_default="the package's bundled model"
+        ),
     ] = None,
     keep_terms: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Share of TF-IDF terms to keep.")
@@ -769,7 +774,7 @@ def evaluate(
     ] = "all",
     source_format: Annotated[
         SourceFormat | None,
-        typer.Option("--format", help="File format [default: as the model was trained]."),
+        typer.Option("--format", help="File format.", show_default="as the model was trained"),
     ] = None,
     as_json: JsonOption = False,
     report: Annotated[
@@ -783,8 +788,8 @@ def evaluate(
         str | None,
         typer.Option(
             metavar="DATABASE_URL",
-            help="Editors' feedback database whose answers override the files' genres "
-            "[default: the one the model was trained with, on its training files].",
+            help="Editors' feedback database whose answers override the files' genres.",
+            show_default="the one the model was trained with, on its training files",
         ),
     ] = None,
 ) -> None:
@@ -1098,9 +1103,9 @@ def predict(
 @user_errors
 def serve(
     model: ModelPathOption = None,
-    host: Annotated[str | None, typer.Option(help="Address [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [default: 1].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address.", show_default="127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.", show_default="8000")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.", show_default="1")] = None,
 ) -> None:
     """Serve the model over HTTP: JSON API, web page at /, docs at /docs.
 
