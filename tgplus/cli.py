@@ -837,10 +837,13 @@ def evaluate(
     main = run.evaluations[0]
     if main.by_source:
         sources = Table(title=f"{main.kind} per source file", title_justify="left")
-        sources.add_column("file", no_wrap=True)
-        sources.add_column("movies", justify="right")
+        # The figures never shrink to "0.…" on a narrow terminal or in a pipe (80
+        # columns): the file names fold onto more lines instead.
+        sources.add_column("file", overflow="fold")
+        sources.add_column("movies", justify="right", min_width=6, max_width=7)
         for label in HEADLINE.values():
-            sources.add_column(label, justify="right")
+            widest = max(5, *(len(word) for word in label.split()))
+            sources.add_column(label, justify="right", min_width=5, max_width=widest)
         names = _short_names(list(main.by_source))
         for source, values in main.by_source.items():
             sources.add_row(
