@@ -74,6 +74,28 @@ def test_report_has_markdown_and_plots(fast_model: Path, tmp_path: Path) -> None
         assert (tmp_path / "r" / plot).read_bytes().startswith(b"\x89PNG")
 
 
+def test_an_interrupted_report_leaves_the_previous_files_whole(
+    fast_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tgplus.evaluation
+
+    predictor = load_predictor(fast_model)
+    evaluation = evaluate(predictor, [_movie(CRIME, "Crime", "Drama"), _movie(HORROR, "Horror")])
+    directory = tmp_path / "r"
+    write_report([evaluation], directory, title="first", context=["c"])
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+
+    def savefig_then_die(figure: Any, path: Any, **options: Any) -> None:
+        Path(path).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    plt = tgplus.evaluation._pyplot()
+    monkeypatch.setattr(plt.Figure, "savefig", savefig_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        write_report([evaluation], directory, title="second", context=["c"])
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
+
+
 def test_baselines_train_on_the_models_own_split(
     small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,7 +33,7 @@ from tgplus.data import (
     split_by_key,
 )
 from tgplus.errors import DataError, ModelError
-from tgplus.files import sha256_file
+from tgplus.files import atomic_file, sha256_file
 from tgplus.metrics import HEADLINE, Floats, measure
 from tgplus.models import Predictor, load_predictor, model_class
 from tgplus.training import PARTIAL_LABELS, train
@@ -314,8 +314,11 @@ def _pyplot() -> Any:
 
 def _save(figure: Any, path: Path) -> None:
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    _pyplot().close(figure)
+    try:
+        with atomic_file(path) as partial:  # an interrupted run leaves the old plot whole
+            figure.savefig(partial, dpi=110, format="png")
+    finally:
+        _pyplot().close(figure)
 
 
 def _plot_per_genre_f1(evaluations: Sequence[Evaluation], path: Path) -> None:
@@ -561,7 +564,8 @@ def write_report(
         *trust_lines(main),
     ]
     path = directory / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    with atomic_file(path) as partial:
+        partial.write_text("\n".join(lines), encoding="utf-8")
     return path
 
 
