@@ -284,6 +284,18 @@ def test_train_refuses_an_unwritable_out_before_training(small_data: Path, tmp_p
     assert a_file.read_text(encoding="utf-8") == "mine"
 
 
+def test_an_output_below_a_file_says_so(fast_model: Path, tmp_path: Path) -> None:
+    # the operating system's own words were "small.csv: File exists"
+    a_file = tmp_path / "small.csv"
+    a_file.write_text(f'overview,genres\n"{CRIME}",Crime\n', encoding="utf-8")
+    for args in (
+        ("predict", "--model", fast_model, "--input", a_file, "--output", a_file / "x.csv"),
+        ("evaluate", "--model", fast_model, "--data", a_file, "--report", a_file / "report"),
+    ):
+        code, _, stderr = run(*args)
+        assert_one_line_error(code, stderr, f"{a_file}: is a file, not a directory")
+
+
 def test_train_model_option_is_a_deprecated_alias_of_kind(small_data: Path, tmp_path: Path) -> None:
     code, stdout, stderr = run(
         "train", "--data", small_data, "--model", "majority", "--out", tmp_path / "m", "--json"

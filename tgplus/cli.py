@@ -75,8 +75,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             err.print(f"error: {error}", markup=False, highlight=False)
             raise typer.Exit(2) from None
         except OSError as error:  # a path the user gave cannot be written or read
-            where = f"{error.filename}: " if error.filename else ""
-            err.print(f"error: {where}{error.strerror or error}", markup=False, highlight=False)
+            err.print(f"error: {_os_error_line(error)}", markup=False, highlight=False)
             raise typer.Exit(2) from None
         except ValidationError as error:  # TGPLUS_* settings out of range
             problem = error.errors()[0]
@@ -88,6 +87,21 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(130) from None
 
     return run
+
+
+def _os_error_line(error: OSError) -> str:
+    """What went wrong with a path, and what to do: never only 'File exists'."""
+    if not error.filename:
+        return f"{error.strerror or error}; check the paths given and their permissions"
+    name = str(error.filename)
+    if isinstance(error, FileExistsError | NotADirectoryError):
+        # mkdir(parents=True) under a file says "File exists"; opening below one, ENOTDIR
+        blocking = next(
+            (p for p in (Path(name), *Path(name).parents) if p.exists() and not p.is_dir()), None
+        )
+        if blocking is not None:
+            return f"{blocking}: is a file, not a directory; choose a path in a directory"
+    return f"{name}: {error.strerror or error}; check the path and its permissions"
 
 
 def print_json(value: Any) -> None:
