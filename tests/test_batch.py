@@ -255,6 +255,29 @@ def test_unterminated_quote_at_the_end(predictor: Predictor, tmp_path: Path) -> 
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_byte_that_is_not_utf8_names_its_own_row(
+    predictor: Predictor, tmp_path: Path, suffix: str
+) -> None:
+    # Strict decoding failed a whole read-ahead buffer: the error named a row some
+    # kilobytes earlier (or "unreadable header" when the bad byte was in the first rows).
+    def line(i: int, text: str) -> str:
+        if suffix == ".csv":
+            return f'{i},"{text}"\n'
+        return json.dumps({"id": str(i), "overview": text}) + "\n"
+
+    good = "".join(line(i, f"{CRIME} Case {i}.") for i in range(1, 500))
+    bad = line(500, "Cafqq society.").encode("utf-8").replace(b"qq", b"\xe9")
+    header = "id,overview\n" if suffix == ".csv" else ""
+    for rows_before, body in ((0, bad), (499, (header + good).encode("utf-8") + bad)):
+        source = tmp_path / f"catalogue{suffix}"
+        source.write_bytes(body if rows_before else header.encode("utf-8") + bad)
+        output = tmp_path / "out.csv"
+        with pytest.raises(DataError, match=rf"row {rows_before + 1}: not valid UTF-8"):
+            score_file(predictor, source, output)
+        assert not output.exists()
+
+
 def test_corrupt_parquet_names_the_row_and_writes_nothing(
     predictor: Predictor, top10k: Path, tmp_path: Path
 ) -> None:

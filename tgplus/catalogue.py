@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -132,9 +133,24 @@ class _QuoteCounter:
         return self
 
     def __next__(self) -> str:
-        text = next(self._stream)
+        text = checked_utf8(next(self._stream))
         self.quotes += text.count('"')
         return text
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def checked_utf8(line: str) -> str:
+    """`line` as read with surrogateescape; a byte that is not UTF-8 raises here.
+
+    Strict decoding fails a whole read-ahead buffer at once, so the error
+    named a row up to a few kilobytes before the bad one (or "the header");
+    checking line by line names the row that holds it.
+    """
+    if not line.isascii() and _UNDECODABLE.search(line):
+        raise UnicodeDecodeError("utf-8", b"", 0, 1, "invalid UTF-8 byte")
+    return line
 
 
 class _TextFile:
@@ -144,7 +160,9 @@ class _TextFile:
         self.path = path
         self.size = path.stat().st_size
         self._binary = path.open("rb")
-        self.text = io.TextIOWrapper(self._binary, encoding="utf-8-sig", newline="")
+        self.text = io.TextIOWrapper(
+            self._binary, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
 
     def position(self) -> int:
         return self._binary.tell()
@@ -183,7 +201,12 @@ class CsvReader(_TextReader):
         self._reader = csv.reader(self._lines)
         try:
             header = next(self._reader, None)
-        except (UnicodeDecodeError, csv.Error) as error:
+        except UnicodeDecodeError:
+            self.close()
+            raise DataError(
+                f"{path}: the header row is not valid UTF-8; re-save the file as UTF-8"
+            ) from None
+        except csv.Error as error:
             self.close()
             raise DataError(f"{path}: unreadable header ({error}); pass a UTF-8 CSV file") from None
         if not header or header == [""]:
@@ -294,6 +317,8 @@ class JsonLinesReader(_TextReader):
         while True:
             try:
                 text = next(self._file.text, None)
+                if text is not None:
+                    checked_utf8(text)
             except UnicodeDecodeError:
                 raise DataError(
                     f"{_where(self.path, self._row + 1)}: not valid UTF-8; re-save the file as "
