@@ -196,6 +196,26 @@ def test_evaluate_reports_each_source_file(small_data: Path, tmp_path: Path) -> 
     assert stdout.count(" 0.500 ") >= 1
 
 
+def test_evaluate_counts_the_rows_it_skipped(fast_model: Path, tmp_path: Path) -> None:
+    data = write_jsonl(
+        tmp_path / "mine.jsonl",
+        [
+            {"overview": CRIME, "genres": ["Crime"]},
+            {"overview": "A plot no genre of the taxonomy can name.", "genres": ["Anime"]},
+            {"overview": "", "genres": ["Drama"]},
+        ],
+    )
+    code, stdout, _ = run("evaluate", "--model", fast_model, "--data", data, "--json")
+    assert code == 0
+    assert json.loads(stdout)["rows"] == {
+        "read": 3,
+        "kept": 1,
+        "skipped": {"unknown genre names": 1, "no overview": 1},
+    }
+    code, stdout, _ = run("evaluate", "--model", fast_model, "--data", data)
+    assert "3 rows read, 1 kept, skipped: 1 unknown genre names, 1 no overview" in stdout
+
+
 def test_train_threshold_folds_says_where_thresholds_are_tuned(
     small_data: Path, metadata: Path, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from tgplus.data import (
     DEFAULT_SPLIT,
+    LoadReport,
     LoadSettings,
     Movie,
     SourceFormat,
@@ -101,8 +102,21 @@ def select_movies(
 ) -> tuple[Movie, ...]:
     """The movies of `files` (with the editors' answers in the `feedback` database applied,
     as training applies them), all or the test side of the split."""
+    return load_for_evaluation(files, split, settings, loading=loading, feedback=feedback)[0]
+
+
+def load_for_evaluation(
+    files: Sequence[Path],
+    split: SplitChoice,
+    settings: SplitSettings,
+    *,
+    loading: LoadSettings | None = None,
+    feedback: str | None = None,
+) -> tuple[tuple[Movie, ...], LoadReport]:
+    """`select_movies`, and the report of every row read, kept or skipped by reason."""
     loading = loading or LoadSettings()
-    movies = require_movies(loading.load(files), "evaluate")
+    table = loading.load(files)
+    movies = require_movies(table, "evaluate")
     if feedback is not None:
         from tgplus.feedback.corrections import apply_corrections, read_corrections
 
@@ -111,7 +125,7 @@ def select_movies(
         movies = split_by_key(movies, settings).test
         if not movies:
             raise DataError("the test side of the split is empty; use --split all or more data")
-    return movies
+    return movies, table.report
 
 
 def by_source(
@@ -234,11 +248,14 @@ class EvaluationRun:
     split: SplitChoice
     context: list[str]
     report: Path | None
+    rows: dict[str, Any] = field(default_factory=dict)
+    """Rows read, kept and skipped (by reason) in the files, before the split."""
 
     def to_dict(self) -> dict[str, Any]:
         main = self.evaluations[0].to_dict()
         main["split"] = self.split
         main["data"] = [str(f) for f in self.files]
+        main["rows"] = self.rows
         main["compare"] = [e.to_dict() for e in self.evaluations[1:]]
         return main
 
@@ -278,7 +295,9 @@ def run_evaluation(
     loading = loading_of(predictor)
     if source_format is not None:
         loading = replace(loading, source_format=source_format)
-    movies = select_movies(files, chosen, settings, loading=loading, feedback=feedback)
+    movies, loaded = load_for_evaluation(
+        files, chosen, settings, loading=loading, feedback=feedback
+    )
     evaluations = [evaluate(predictor, movies)]
     warning = overlap_note(predictor, files, chosen)
     if warning:
@@ -291,12 +310,18 @@ def run_evaluation(
         f"model: {model_path} ({predictor.kind}, trained {trained_at})",
         f"data: {', '.join(str(f) for f in files)}; split: {chosen} "
         f"(test share {settings.test_share}); {len(movies):,} movies",
+        loaded.describe(),
     ]
     if feedback is not None:
         context.append("genres: the files' genres with the editors' feedback answers applied")
     if report is not None:
         write_report(evaluations, report, title="tgplus evaluation", context=context)
-    return EvaluationRun(evaluations, files, chosen, context, report)
+    rows = {
+        "read": loaded.rows_read,
+        "kept": loaded.rows_kept,
+        "skipped": dict(loaded.skipped.most_common()),
+    }
+    return EvaluationRun(evaluations, files, chosen, context, report, rows)
 
 
 # -- report ------------------------------------------------------------------------------------
