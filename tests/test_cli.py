@@ -494,7 +494,9 @@ def test_predict_refuses_options_of_the_other_mode(fast_model: Path, tmp_path: P
     )
     assert_one_line_error(code, stderr, "--top-k, --explain", "--input")
     code, _, stderr = run("predict", "--model", fast_model, "--input", catalogue, "--json")
-    assert_one_line_error(code, stderr, "--json")
+    assert_one_line_error(code, stderr, "--json applies only to descriptions", "leave it out")
+    code, _, stderr = run("predict", "--model", fast_model, CRIME, "--scores")
+    assert_one_line_error(code, stderr, "--scores needs --input FILE; without it it does nothing")
     output = tmp_path / "out.csv"
     code, _, stderr = run(
         "predict", "--model", fast_model, CRIME, "--output", output, "--engine", "dask"

@@ -1021,9 +1021,17 @@ def predict(
         "--review": review is not None,
     }
     if input_file is not None and (wrong := [o for o, given in single_only.items() if given]):
-        raise TgplusError(f"{', '.join(wrong)} apply to descriptions, not to --input FILE")
+        one = len(wrong) == 1
+        raise TgplusError(
+            f"{', '.join(wrong)} {'applies' if one else 'apply'} only to descriptions given "
+            f"on the command line, not to --input FILE; leave {'it' if one else 'them'} out"
+        )
     if input_file is None and (wrong := [o for o, given in batch_only.items() if given]):
-        raise TgplusError(f"{', '.join(wrong)} need --input FILE; without it they do nothing")
+        one = len(wrong) == 1
+        raise TgplusError(
+            f"{', '.join(wrong)} {'needs' if one else 'need'} --input FILE; without it "
+            f"{'it does' if one else 'they do'} nothing"
+        )
     choice: dict[str, Any] = {
         "text": text_column,
         "title": title_column,
