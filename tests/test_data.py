@@ -246,11 +246,25 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
             write("bad.jsonl", b'{"overview": "x", "genres": ["Drama"]}\n{oops\n'),
             "line 2: not valid JSON",
         ),
+        # once "unrecognised columns (2], [1)": read as a CSV header
+        "json array": (write("array.jsonl", b"[1, 2]\n"), "line 1 is not a JSON object"),
     }
 
 
 @pytest.mark.parametrize(
-    "case", ["missing", "directory", "empty", "columns", "binary", "zip", "latin1", "quote", "json"]
+    "case",
+    [
+        "missing",
+        "directory",
+        "empty",
+        "columns",
+        "binary",
+        "zip",
+        "latin1",
+        "quote",
+        "json",
+        "json array",
+    ],
 )
 def test_bad_file_is_one_clear_error(tmp_path: Path, case: str) -> None:
     path, expected = _bad_files(tmp_path)[case]

@@ -124,6 +124,11 @@ def detect_format(path: Path) -> SourceFormat:
         return SourceFormat.JUSTWATCH
     if header & {"overview", "description"}:
         return SourceFormat.CSV
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        raise DataError(
+            f"{path}: line 1 is not a JSON object; a JSON Lines movie file holds one object "
+            'per line, such as {"overview": ..., "genres": [...]}'
+        )
     shown = ", ".join(sorted(header)[:12]) or "none"
     raise DataError(
         f"{path}: unrecognised columns ({shown}); expected a movies_metadata.csv, a TMDB top-10k "
