@@ -109,7 +109,13 @@ def test_purge_refuses_a_date_it_cannot_read(filled: str) -> None:
     assert_one_line_error(code, stderr, "is not a date")
 
 
-def test_a_database_that_is_down_is_one_line_and_exit_2(postgres_down_url: str) -> None:
+def test_a_database_that_is_down_is_one_line_and_exit_2(
+    postgres_down_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the line names where the URL came from: the option, else the environment
     code, _, stderr = run("feedback", "stats", "--database", postgres_down_url)
-    assert_one_line_error(code, stderr, "is unavailable", "TGPLUS_DATABASE_URL")
+    assert_one_line_error(code, stderr, "is unavailable", "check --database,")
     assert "hunter2" not in stderr
+    monkeypatch.setenv("TGPLUS_DATABASE_URL", postgres_down_url)
+    code, _, stderr = run("feedback", "stats")
+    assert_one_line_error(code, stderr, "is unavailable", "check TGPLUS_DATABASE_URL,")

@@ -391,7 +391,11 @@ def _feedback_store(url: str | None) -> Iterator[FeedbackStore]:
     from tgplus.config import Settings
     from tgplus.feedback import FeedbackStore
 
-    store = FeedbackStore(url if url is not None else Settings().database_url)
+    # Errors name where the URL came from: the option, or the setting behind its default.
+    if url is not None:
+        store = FeedbackStore(url, setting="--database")
+    else:
+        store = FeedbackStore(Settings().database_url)
     try:
         yield store
     finally:
