@@ -177,6 +177,32 @@ def test_stdout_is_csv_with_a_summary_on_stderr(fast_model: Path, tmp_path: Path
     assert "scored 1 of 1 rows -> stdout" in stderr
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_unscored_rows_have_empty_scores_in_every_format(
+    fast_model: Path, tmp_path: Path, suffix: str
+) -> None:
+    """A row without text has no scores: null in JSON Lines and Parquet, empty in CSV
+    (JSON Lines once crashed on the NaN; CSV wrote `nan`), like its confidence."""
+    source = tmp_path / "catalogue.csv"
+    source.write_text(f'id,overview\ns1,"{CRIME}"\ns2,No overview found.\n', encoding="utf-8")
+    output = tmp_path / f"genres{suffix}"
+    code, _, stderr = run(
+        "predict", "--model", fast_model, "--input", source, "--output", output, "--scores"
+    )
+    assert code == 0, stderr
+    scored, unscored = read_any(output)
+    if suffix == ".jsonl":
+        assert scored["scores"]["Crime"] > 0.5
+        assert set(unscored["scores"].values()) == {None}
+    else:
+        assert scored["score_Crime"] > 0.5
+        assert {v for k, v in unscored.items() if k.startswith("score_")} == {None}
+    if suffix == ".csv":  # pyarrow would read `nan` as null: look at the text
+        assert output.read_text(encoding="utf-8").splitlines()[2].endswith(",,,")
+    assert unscored[SKIP_REASON] == "no text"
+    assert unscored["confidence"] is None
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 

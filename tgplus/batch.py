@@ -110,7 +110,9 @@ def scored_table(
     added = scored_columns(rows, predictor.genres, with_scores=with_scores)
     arrays = [*chunk.kept.columns]
     for name, values in added.items():
-        arrays.append(pa.array(values, schema.field(name).type))
+        # from_pandas: an unscored row's NaN scores become nulls (empty in CSV, null in JSON
+        # Lines, which cannot hold NaN), as the Dask engine writes them
+        arrays.append(pa.array(values, schema.field(name).type, from_pandas=True))
     table = pa.Table.from_arrays(arrays, schema=schema)
     reasons = Counter(reason for reason in rows.skip_reason if reason is not None)
     return table, rows.scored, reasons
