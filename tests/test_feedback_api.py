@@ -145,6 +145,17 @@ def test_deleting_feedback(client: TestClient, database_url: str) -> None:
     assert client.delete(f"/feedback/{feedback_id}", headers=AUTH).status_code == 404
 
 
+@pytest.mark.parametrize("feedback_id", [2**31, 10**23])
+def test_an_id_beyond_the_column_is_422_not_a_server_error(
+    client: TestClient, feedback_id: int
+) -> None:
+    """Ids are 32-bit integers in the table: a larger one once overflowed SQLite (500)."""
+    response = client.delete(f"/feedback/{feedback_id}", headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["path", "feedback_id"]
+    assert client.delete(f"/feedback/{2**31 - 1}", headers=AUTH).status_code == 404
+
+
 def test_live_quality_in_metrics(client: TestClient) -> None:
     client.post("/feedback", json=answer(), headers=AUTH)  # top kept, Thriller wrong, Drama missed
     client.post(
