@@ -375,6 +375,33 @@ def test_bad_settings_in_the_environment(fast_model: Path, monkeypatch: pytest.M
     assert_one_line_error(code, stderr, "TGPLUS_LOG_LEVEL")
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://a.example", "not a JSON list"),
+        ('["https://a.example/"]', "origin 1 ('https://a.example/') is not scheme://host[:port]"),
+        ('["https://a.example", "b.example"]', "origin 2 ('b.example')"),
+        ('{"a": 1}', "Input should be a valid list"),
+    ],
+)
+def test_cors_origins_that_no_browser_sends_are_one_line(
+    fast_model: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    """A non-JSON TGPLUS_CORS_ORIGINS once stopped every command with a traceback
+    (`tgplus serve` reads the settings the same way, and would start if they passed)."""
+    monkeypatch.setenv("TGPLUS_CORS_ORIGINS", value)
+    code, _, stderr = run("predict", CRIME)
+    assert_one_line_error(code, stderr, "TGPLUS_CORS_ORIGINS: ", expected)
+
+
+def test_cors_origins_as_browsers_send_them() -> None:
+    from tgplus.config import Settings
+
+    origins = ["https://a.example", "http://localhost:3000", "*"]
+    assert Settings(cors_origins=json.dumps(origins)).cors_origins == origins
+    assert Settings(cors_origins=origins).cors_origins == origins
+
+
 def test_unwritable_output_is_one_line(fast_model: Path, tmp_path: Path) -> None:
     catalogue = tmp_path / "catalogue.csv"
     catalogue.write_text("overview\nA heist.\n", encoding="utf-8")
