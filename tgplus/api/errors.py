@@ -113,7 +113,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     first = problems[0] if problems else {"loc": [], "msg": "invalid request", "type": ""}
     detail = f"{_where(first['loc'])}: {first['msg']}"
     if first["type"] == "json_invalid":
-        detail = first["msg"]  # its loc is a character offset, not a field
+        detail = str(first["msg"])  # its loc is a character offset, not a field
     elif first["loc"] == ["body"] and "json" not in request.headers.get("content-type", "json"):
         detail = NOT_JSON  # FastAPI reads only JSON bodies as objects
     if len(problems) > 1:
