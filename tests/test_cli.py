@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests.fixtures import CRIME, write_jsonl
+from tests.fixtures import CRIME, free_port, write_jsonl
 from tests.test_data import _bad_files
 from tgplus.cli import app
 
@@ -400,6 +401,33 @@ def test_cors_origins_as_browsers_send_them() -> None:
     origins = ["https://a.example", "http://localhost:3000", "*"]
     assert Settings(cors_origins=json.dumps(origins)).cors_origins == origins
     assert Settings(cors_origins=origins).cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("mysql://x/y", "mysql is not supported"), ("not a url", "is not a database URL")],
+)
+def test_serve_refuses_a_database_url_no_database_answers(
+    fast_model: Path, tmp_path: Path, url: str, expected: str
+) -> None:
+    """Such a URL once started the server, whose feedback endpoints then answered 503."""
+    env = {
+        **os.environ,
+        "TGPLUS_API_TOKEN": "editor-token-0123",
+        "TGPLUS_DATABASE_URL": url,
+        "TGPLUS_LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, "-m", "tgplus", "serve", "--model", str(fast_model)]
+    result = subprocess.run(
+        [*command, "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert_one_line_error(result.returncode, result.stderr, "TGPLUS_DATABASE_URL", expected)
 
 
 def test_unwritable_output_is_one_line(fast_model: Path, tmp_path: Path) -> None:

@@ -107,6 +107,12 @@ class GuardedHttpTools(HttpToolsProtocol):
 
 def serve(settings: Settings) -> None:
     """Serve tgplus.api:app as `tgplus serve` does, with every limit from `settings`."""
+    if settings.api_token is not None or settings.record_predictions:
+        # A database URL that no database could answer is a setting to fix before starting
+        # (StoreError: one line, exit 2); a database that is down is a 503 once running.
+        from tgplus.feedback.store import engine_url
+
+        engine_url(settings.database_url)
     if settings.workers == 1:
         _run(settings)
         return
