@@ -156,6 +156,18 @@ def test_an_id_beyond_the_column_is_422_not_a_server_error(
     assert client.delete(f"/feedback/{2**31 - 1}", headers=AUTH).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/predictions/%FF", "/feedback/%C3"])
+def test_a_path_that_is_not_utf8_is_400_on_the_editors_endpoints_too(
+    client: TestClient, path: str
+) -> None:
+    """`DELETE /predictions/%FF` once looked for a prediction named U+FFFD (404)."""
+    response = client.delete(path, headers=AUTH)
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"] == "the path is not UTF-8 once percent-decoded; send UTF-8 text"
+    )
+
+
 def test_live_quality_in_metrics(client: TestClient) -> None:
     client.post("/feedback", json=answer(), headers=AUTH)  # top kept, Thriller wrong, Drama missed
     client.post(
