@@ -368,6 +368,39 @@ def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_mode
     assert b"Traceback" not in errors
 
 
+@pytest.mark.anyio
+async def test_a_worker_follows_announced_reloads_and_keeps_its_model_if_the_new_is_broken(
+    model: Path, majority_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio
+
+    from tgplus.api.observability import Metrics
+    from tgplus.api.state import RELOAD_FILE_VARIABLE, ServiceState, follow_reloads
+
+    announcements = tmp_path / "reload"
+    announcements.write_text("first", encoding="utf-8")
+    monkeypatch.setenv(RELOAD_FILE_VARIABLE, str(announcements))
+    state = ServiceState(Settings(model_path=model), Metrics())
+    assert await state.reload() is None
+    first = state.model_id
+    async with follow_reloads(state):
+        shutil.rmtree(model)
+        shutil.copytree(majority_model, model)
+        await anyio.sleep(1.2)
+        assert state.model_id == first  # a new model on disk, but nothing announced
+        announcements.write_text("second", encoding="utf-8")
+        await anyio.sleep(1.2)
+        assert state.model_id == _model_id(majority_model)
+        (model / "model.npz").write_bytes(b"not a model")
+        announcements.write_text("third", encoding="utf-8")
+        await anyio.sleep(1.2)
+        assert state.model_id == _model_id(majority_model)  # kept: the new one is broken
+    failed = state.metrics.registry.get_sample_value(
+        "tgplus_model_loads_total", {"result": "failed"}
+    )
+    assert failed == 1.0
+
+
 def test_reload_over_http_reaches_every_worker_of_a_several_worker_server(
     model: Path, majority_model: Path, tmp_path: Path
 ) -> None:
