@@ -430,6 +430,35 @@ def test_serve_refuses_a_database_url_no_database_answers(
     assert_one_line_error(result.returncode, result.stderr, "TGPLUS_DATABASE_URL", expected)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_is_exit_code_2(
+    fast_model: Path, tmp_path: Path, workers: str
+) -> None:
+    """uvicorn's own exit codes were 3 (one worker) and 1 (several)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        command = [sys.executable, "-m", "tgplus", "serve", "--model", str(fast_model)]
+        result = subprocess.run(
+            [*command, "--port", port, "--workers", workers],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert "address already in use" in result.stderr.lower()
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the server could not start on 127.0.0.1:{port} (the line above says why); "
+        "choose another --host or --port"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_unwritable_output_is_one_line(fast_model: Path, tmp_path: Path) -> None:
     catalogue = tmp_path / "catalogue.csv"
     catalogue.write_text("overview\nA heist.\n", encoding="utf-8")

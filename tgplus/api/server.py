@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from tgplus.api.errors import error_body
 from tgplus.api.state import RELOAD_FILE_VARIABLE
 from tgplus.config import Settings
+from tgplus.errors import TgplusError
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
@@ -150,6 +151,18 @@ def serve(settings: Settings) -> None:
 
 
 def _run(settings: Settings) -> None:
+    try:
+        _uvicorn(settings)
+    except SystemExit as stop:  # uvicorn logged why (a port in use, a host it cannot resolve)
+        if stop.code in (None, 0):
+            raise
+        raise TgplusError(
+            f"the server could not start on {settings.host}:{settings.port} (the line above "
+            "says why); choose another --host or --port"
+        ) from None
+
+
+def _uvicorn(settings: Settings) -> None:
     uvicorn.run(
         "tgplus.api:app",
         host=settings.host,
