@@ -369,6 +369,32 @@ def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_mode
 
 
 @pytest.mark.anyio
+async def test_a_reload_announced_while_a_worker_starts_is_not_lost(
+    model: Path, majority_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker still loading its first model when another reloaded once took that
+    announcement as its starting point and served the old model for ever (seen as a
+    flaky failure of the two-worker reload test)."""
+    import anyio
+
+    from tgplus.api.observability import Metrics
+    from tgplus.api.state import RELOAD_FILE_VARIABLE, ServiceState, follow_reloads
+
+    announcements = tmp_path / "reload"
+    announcements.write_text("first", encoding="utf-8")
+    monkeypatch.setenv(RELOAD_FILE_VARIABLE, str(announcements))
+    state = ServiceState(Settings(model_path=model), Metrics())
+    assert await state.reload() is None  # startup: the old model
+    # ...and before this worker watches the file, another one swaps a new model in
+    shutil.rmtree(model)
+    shutil.copytree(majority_model, model)
+    announcements.write_text("second", encoding="utf-8")
+    async with follow_reloads(state):
+        await anyio.sleep(1.2)
+        assert state.model_id == _model_id(majority_model)
+
+
+@pytest.mark.anyio
 async def test_a_worker_follows_announced_reloads_and_keeps_its_model_if_the_new_is_broken(
     model: Path, majority_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
