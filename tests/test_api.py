@@ -181,6 +181,47 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "detail"),
+    [
+        (b"{not json", "application/json", 422, "the request body is not valid JSON"),
+        (b"\xff\xfe{", "application/json", 400, "is not JSON text in UTF-8"),
+        (b'{"description": "ok"}', "text/plain", 422, "Content-Type: application/json"),
+    ],
+)
+def test_a_body_that_is_not_json_says_to_send_json(
+    client: TestClient, body: bytes, content_type: str, status: int, detail: str
+) -> None:
+    """FastAPI's own words were `1: JSON decode error`, `There was an error parsing the
+    body` and `the request body: Input should be a valid dictionary`."""
+    response = client.post("/predict", content=body, headers={"content-type": content_type})
+    assert response.status_code == status
+    assert detail in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "loc"),
+    [
+        ("/predict", {"description": "ok", "recall_targt": 0.9}, ["body", "recall_targt"]),
+        ("/predict/batch", {"descriptions": ["ok"], "topk": 5}, ["body", "topk"]),
+    ],
+)
+def test_a_misspelt_field_is_422_not_ignored(
+    client: TestClient, url: str, body: dict[str, Any], loc: list[str]
+) -> None:
+    response = client.post(url, json=body)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == loc
+    assert "not a field of this request" in response.json()["detail"]
+
+
+def test_a_method_the_path_does_not_take_names_the_ones_it_does(client: TestClient) -> None:
+    response = client.put("/predict", json={"description": "ok"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, OPTIONS, POST"
+    assert response.json()["detail"] == "this path takes GET, OPTIONS, POST, not PUT"
+
+
 @pytest.mark.parametrize("contents", [None, b"garbage"])
 def test_missing_or_corrupt_model_gives_503_not_500(
     fast_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, contents: bytes | None

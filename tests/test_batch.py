@@ -497,6 +497,21 @@ def test_dask_bad_text_column_names_the_columns(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("name", ["genres.csv", "genres.jsonl"])
+def test_dask_refuses_an_output_named_like_a_text_file(
+    fast_model: Path, tmp_path: Path, name: str
+) -> None:
+    """It once wrote a directory of Parquet parts called genres.csv, without a word."""
+    source = tmp_path / "catalogue.csv"
+    source.write_text(f'id,overview\ns1,"{CRIME}"\n', encoding="utf-8")
+    code, _, stderr = run(
+        "predict", "--model", fast_model, "--input", source, "--output", tmp_path / name,
+        "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9",
+    )  # fmt: skip
+    assert_one_line_error(code, stderr, "writes a directory of Parquet parts", "--engine local")
+    assert not (tmp_path / name).exists()
+
+
 def test_unreachable_scheduler_is_one_line_within_ten_seconds(
     fast_model: Path, catalogue_parts: Path, tmp_path: Path
 ) -> None:

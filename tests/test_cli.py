@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import typer
 import typer.main
 from typer.testing import CliRunner
 
-from tests.fixtures import CRIME, write_jsonl
+from tests.fixtures import CRIME, free_port, write_jsonl
 from tests.test_data import _bad_files
 from tgplus.cli import app
 
@@ -465,6 +466,89 @@ def test_bad_settings_in_the_environment(fast_model: Path, monkeypatch: pytest.M
     monkeypatch.setenv("TGPLUS_LOG_LEVEL", "verbose")
     code, _, stderr = run("predict", CRIME)
     assert_one_line_error(code, stderr, "TGPLUS_LOG_LEVEL")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://a.example", "not a JSON list"),
+        ('["https://a.example/"]', "origin 1 ('https://a.example/') is not scheme://host[:port]"),
+        ('["https://a.example", "b.example"]', "origin 2 ('b.example')"),
+        ('{"a": 1}', "Input should be a valid list"),
+    ],
+)
+def test_cors_origins_that_no_browser_sends_are_one_line(
+    fast_model: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    """A non-JSON TGPLUS_CORS_ORIGINS once stopped every command with a traceback
+    (`tgplus serve` reads the settings the same way, and would start if they passed)."""
+    monkeypatch.setenv("TGPLUS_CORS_ORIGINS", value)
+    code, _, stderr = run("predict", CRIME)
+    assert_one_line_error(code, stderr, "TGPLUS_CORS_ORIGINS: ", expected)
+
+
+def test_cors_origins_as_browsers_send_them() -> None:
+    from tgplus.config import Settings
+
+    origins = ["https://a.example", "http://localhost:3000", "*"]
+    assert Settings(cors_origins=json.dumps(origins)).cors_origins == origins
+    assert Settings(cors_origins=origins).cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("mysql://x/y", "mysql is not supported"), ("not a url", "is not a database URL")],
+)
+def test_serve_refuses_a_database_url_no_database_answers(
+    fast_model: Path, tmp_path: Path, url: str, expected: str
+) -> None:
+    """Such a URL once started the server, whose feedback endpoints then answered 503."""
+    env = {
+        **os.environ,
+        "TGPLUS_API_TOKEN": "editor-token-0123",
+        "TGPLUS_DATABASE_URL": url,
+        "TGPLUS_LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, "-m", "tgplus", "serve", "--model", str(fast_model)]
+    result = subprocess.run(
+        [*command, "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert_one_line_error(result.returncode, result.stderr, "TGPLUS_DATABASE_URL", expected)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_is_exit_code_2(
+    fast_model: Path, tmp_path: Path, workers: str
+) -> None:
+    """uvicorn's own exit codes were 3 (one worker) and 1 (several)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        command = [sys.executable, "-m", "tgplus", "serve", "--model", str(fast_model)]
+        result = subprocess.run(
+            [*command, "--port", port, "--workers", workers],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert "address already in use" in result.stderr.lower()
+    assert result.stderr.splitlines()[-1] == (
+        f"error: the server could not start on 127.0.0.1:{port} (the line above says why); "
+        "choose another --host or --port"
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_unwritable_output_is_one_line(fast_model: Path, tmp_path: Path) -> None:

@@ -145,6 +145,29 @@ def test_deleting_feedback(client: TestClient, database_url: str) -> None:
     assert client.delete(f"/feedback/{feedback_id}", headers=AUTH).status_code == 404
 
 
+@pytest.mark.parametrize("feedback_id", [2**31, 10**23])
+def test_an_id_beyond_the_column_is_422_not_a_server_error(
+    client: TestClient, feedback_id: int
+) -> None:
+    """Ids are 32-bit integers in the table: a larger one once overflowed SQLite (500)."""
+    response = client.delete(f"/feedback/{feedback_id}", headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["path", "feedback_id"]
+    assert client.delete(f"/feedback/{2**31 - 1}", headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/predictions/%FF", "/feedback/%C3"])
+def test_a_path_that_is_not_utf8_is_400_on_the_editors_endpoints_too(
+    client: TestClient, path: str
+) -> None:
+    """`DELETE /predictions/%FF` once looked for a prediction named U+FFFD (404)."""
+    response = client.delete(path, headers=AUTH)
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"] == "the path is not UTF-8 once percent-decoded; send UTF-8 text"
+    )
+
+
 def test_live_quality_in_metrics(client: TestClient) -> None:
     client.post("/feedback", json=answer(), headers=AUTH)  # top kept, Thriller wrong, Drama missed
     client.post(
@@ -343,6 +366,32 @@ def test_sighup_reloads_the_model_of_a_running_server(model: Path, majority_mode
         server.terminate()
         _, errors = server.communicate(timeout=10)
     assert b"Traceback" not in errors
+
+
+@pytest.mark.anyio
+async def test_a_reload_announced_while_a_worker_starts_is_not_lost(
+    model: Path, majority_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker still loading its first model when another reloaded once took that
+    announcement as its starting point and served the old model for ever (seen as a
+    flaky failure of the two-worker reload test)."""
+    import anyio
+
+    from tgplus.api.observability import Metrics
+    from tgplus.api.state import RELOAD_FILE_VARIABLE, ServiceState, follow_reloads
+
+    announcements = tmp_path / "reload"
+    announcements.write_text("first", encoding="utf-8")
+    monkeypatch.setenv(RELOAD_FILE_VARIABLE, str(announcements))
+    state = ServiceState(Settings(model_path=model), Metrics())
+    assert await state.reload() is None  # startup: the old model
+    # ...and before this worker watches the file, another one swaps a new model in
+    shutil.rmtree(model)
+    shutil.copytree(majority_model, model)
+    announcements.write_text("second", encoding="utf-8")
+    async with follow_reloads(state):
+        await anyio.sleep(1.2)
+        assert state.model_id == _model_id(majority_model)
 
 
 @pytest.mark.anyio

@@ -122,6 +122,30 @@ def test_endless_headers_are_cut_off(server: tuple[str, int]) -> None:
     assert answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:200]
 
 
+@pytest.mark.parametrize("requests_before", [0, 1])
+def test_headers_over_the_limit_sent_at_once_get_431(
+    server: tuple[str, int], requests_before: int
+) -> None:
+    """Headers that arrived whole in one read were never counted: 20 kB of them got a 200
+    (the limit here is 8 kB), as 70 kB did at the default 64 kB; also on a kept-alive
+    connection's second request."""
+    with socket.create_connection(server) as connection:
+        for _ in range(requests_before):
+            connection.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            connection.settimeout(5)
+            first = b""
+            while not first.endswith(b"}"):
+                first += connection.recv(65536)
+        connection.sendall(
+            b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+        )
+        answer = _read_until_closed(connection, 5)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"] == (
+        "request line and headers are over 8192 bytes"
+    )
+
+
 def test_a_body_that_stalls_gets_408(server: tuple[str, int]) -> None:
     """Headers complete, body promised but never sent: the slot is freed after the timeout."""
     with socket.create_connection(server) as connection:

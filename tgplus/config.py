@@ -6,14 +6,19 @@ and embedding applications decide when (and with what environment) it runs.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL_PATH = Path("data/model")
 DEFAULT_DATABASE_URL = "sqlite:///data/feedback.sqlite3"
+# What a browser sends as Origin: scheme://host[:port], no path, no trailing slash.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", re.IGNORECASE)
+_ORIGINS_EXAMPLE = '["https://a.example", "http://localhost:3000"]'
 
 
 class Settings(BaseSettings):
@@ -68,7 +73,7 @@ class Settings(BaseSettings):
     keep_alive_seconds: float = Field(
         default=5.0, gt=0, description="How long an idle keep-alive connection stays open."
     )
-    cors_origins: list[str] = Field(
+    cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser, as a JSON list "
         '(["https://a.example"]); none by default.',
@@ -88,6 +93,26 @@ class Settings(BaseSettings):
     quality_window: int = Field(
         default=1000, ge=1, description="Latest feedback rows the live quality metrics cover."
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        """A JSON list of origins, each as a browser sends it; anything else is refused
+        (pydantic-settings' own JSON decoding fails with a traceback, and an origin with a
+        path or a trailing slash would never match)."""
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(f"not a JSON list; write it as {_ORIGINS_EXAMPLE}") from None
+        if isinstance(value, list):
+            for number, origin in enumerate(value, start=1):
+                if isinstance(origin, str) and origin != "*" and not _ORIGIN.fullmatch(origin):
+                    raise ValueError(
+                        f"origin {number} ({origin!r}) is not scheme://host[:port] "
+                        f"(no path, no trailing slash); write them as {_ORIGINS_EXAMPLE}"
+                    )
+        return value
 
     @field_validator("api_token")
     @classmethod

@@ -247,6 +247,11 @@ def score_with_dask(
     started = time.perf_counter()
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: is a file; --engine dask writes a directory of Parquet parts")
+    if output.suffix.lower() in SUFFIXES and SUFFIXES[output.suffix.lower()] is not Format.PARQUET:
+        raise InputError(  # it would be a directory of Parquet parts named like a CSV file
+            f"{output}: --engine dask writes a directory of Parquet parts, not a "
+            f"{output.suffix} file; name a directory (genres/), or use --engine local"
+        )
     predictor = cached_predictor(model_path)  # a bad model fails here, before any cluster starts
     with (
         contextlib.ExitStack() as stack,

@@ -26,7 +26,7 @@ from tgplus.api.schemas import Deleted, ErrorOut, FeedbackIn, FeedbackOut, Reloa
 from tgplus.api.state import ServiceState, announce_reload, service
 from tgplus.errors import InputError, StoreError
 from tgplus.feedback import FeedbackRepository, NewFeedback, ServedPrediction
-from tgplus.feedback.models import PREDICTION_ID_CHARS
+from tgplus.feedback.models import FEEDBACK_ID_MAX, PREDICTION_ID_CHARS
 from tgplus.models import Prediction, check_description
 from tgplus.models.predictor import check_title
 
@@ -183,7 +183,9 @@ async def post_feedback(request: Request, body: FeedbackIn) -> JSONResponse:
     dependencies=GUARDED_BY,
     responses={**GUARDED, **UNAVAILABLE},
 )
-async def delete_feedback(request: Request, feedback_id: Annotated[int, Path(ge=1)]) -> Deleted:
+async def delete_feedback(
+    request: Request, feedback_id: Annotated[int, Path(ge=1, le=FEEDBACK_ID_MAX)]
+) -> Deleted:
     """Delete one stored feedback row (the editor's text and genres)."""
     state = service(request)
     if not await in_database(state, lambda repo: repo.delete_feedback(feedback_id)):

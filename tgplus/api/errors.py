@@ -81,9 +81,20 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+# pydantic's words for these say what is wrong but not what to do
+_MESSAGES = {
+    "extra_forbidden": "not a field of this request; the fields are listed at /docs",
+    "json_invalid": "the request body is not valid JSON; send one JSON object",
+}
+NOT_JSON = (
+    "the request body is not JSON text in UTF-8; send one JSON object with "
+    "Content-Type: application/json"
+)
+
+
 def _field_error(error: Mapping[str, Any]) -> dict[str, Any]:
     loc = [part if isinstance(part, int) else str(part)[:_MAX_LOC_CHARS] for part in error["loc"]]
-    message = str(error.get("msg", "invalid"))
+    message = _MESSAGES.get(str(error.get("type")), str(error.get("msg", "invalid")))
     return {
         "loc": loc,
         "msg": message.removeprefix("Value error, "),
@@ -99,8 +110,12 @@ def _where(loc: Sequence[str | int]) -> str:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     problems = [_field_error(e) for e in error.errors()]
-    first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
+    first = problems[0] if problems else {"loc": [], "msg": "invalid request", "type": ""}
     detail = f"{_where(first['loc'])}: {first['msg']}"
+    if first["type"] == "json_invalid":
+        detail = str(first["msg"])  # its loc is a character offset, not a field
+    elif first["loc"] == ["body"] and "json" not in request.headers.get("content-type", "json"):
+        detail = NOT_JSON  # FastAPI reads only JSON bodies as objects
     if len(problems) > 1:
         detail += f" (and {len(problems) - 1} more)"
     return JSONResponse(error_body(detail, problems[:_MAX_FIELD_ERRORS]), status_code=422)
@@ -109,10 +124,15 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     headers = dict(error.headers or {})
+    detail = str(error.detail)
     if error.status_code == 405:
         # Starlette's own 405 names the methods of the first matching route only.
         headers["Allow"] = allow_header(request.app.routes, request.scope["path"])
-    return error_response(error.status_code, str(error.detail), headers=headers)
+        if detail == "Method Not Allowed":
+            detail = f"this path takes {headers['Allow']}, not {request.method}"
+    elif error.status_code == 400 and detail == "There was an error parsing the body":
+        detail = NOT_JSON  # FastAPI's words for a body that is not UTF-8
+    return error_response(error.status_code, detail, headers=headers)
 
 
 def allow_header(routes: Sequence[BaseRoute], path: str) -> str:

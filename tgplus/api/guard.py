@@ -116,6 +116,12 @@ class Guard:
             if rewritten is None:
                 return
             scope = rewritten
+        else:
+            try:  # every path, as the catch-all's description: well-formed UTF-8
+                strict_unquote(scope.get("raw_path") or b"", "the path")
+            except BadEncoding as error:
+                await send_error(send_secured, 400, str(error))
+                return
         limit = settings.max_body_bytes
         length = _content_length(scope)
         if length is not None and length > limit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from tgplus.feedback.models import EDITOR_MAX_CHARS, NOTE_MAX_CHARS, PREDICTION_ID_CHARS
 
@@ -95,7 +95,14 @@ def _a_json_number(value: object) -> object:
 TopK = Annotated[int, Field(ge=1, le=20), BeforeValidator(_a_json_number)]
 
 
-class PredictRequest(BaseModel):
+class RequestBody(BaseModel):
+    """A request body: a field it does not have is a 422 (a misspelt `recall_targt` would
+    otherwise be ignored without a word)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(RequestBody):
     description: str = Field(
         examples=["A detective hunts a serial killer."], json_schema_extra=NOT_BLANK
     )
@@ -107,14 +114,14 @@ class PredictRequest(BaseModel):
     _check = field_validator("description")(_not_blank)
 
 
-class BatchItem(BaseModel):
+class BatchItem(RequestBody):
     description: str = Field(json_schema_extra=NOT_BLANK)
     title: str = ""
 
     _check = field_validator("description")(_not_blank)
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(RequestBody):
     descriptions: list[BatchItem | Annotated[str, Field(json_schema_extra=NOT_BLANK)]] = Field(
         min_length=1, description="Descriptions, or objects with description and title."
     )
@@ -185,7 +192,7 @@ class NotReady(ErrorOut):
 # -- editors: feedback, deletion, reload ----------------------------------------------------
 
 
-class FeedbackIn(BaseModel):
+class FeedbackIn(RequestBody):
     """An editor's answer: the genres that are right for a description."""
 
     description: str | None = Field(

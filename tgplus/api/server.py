@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from tgplus.api.errors import error_body
 from tgplus.api.state import RELOAD_FILE_VARIABLE
 from tgplus.config import Settings
+from tgplus.errors import TgplusError
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
@@ -46,6 +47,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.header_timer: asyncio.TimerHandle | None = None
         self.header_bytes = 0
         self.awaiting_headers = False
+        self.parsed_header_bytes = 0  # this request's line and headers, as the parser read them
+        self.headers_too_large = False
 
     def _await_headers(self) -> None:
         if not self.awaiting_headers:
@@ -70,7 +73,25 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:  # the parser saw a request's first byte
         self._await_headers()
+        self.parsed_header_bytes = 0
         super().on_message_begin()
+
+    # Headers that arrive whole in one read never pass through `data_received` as unfinished
+    # ones, so the parser's pieces are counted too: over the limit, the callback raises, the
+    # parser fails, and `send_400_response` answers 431.
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, count: int) -> None:
+        self.parsed_header_bytes += count
+        if self.parsed_header_bytes > self.max_header_bytes:
+            self.headers_too_large = True
+            raise ValueError("request line and headers over the limit")
 
     def on_headers_complete(self) -> None:
         self._headers_arrived()
@@ -86,7 +107,10 @@ class GuardedHttpTools(HttpToolsProtocol):
                 )
 
     def send_400_response(self, msg: str) -> None:  # bytes that are not HTTP: the error shape
-        self._refuse(400, "not an HTTP/1.1 request")
+        if self.headers_too_large:
+            self._refuse(431, f"request line and headers are over {self.max_header_bytes} bytes")
+        else:
+            self._refuse(400, "not an HTTP/1.1 request")
 
     def _headers_too_slow(self) -> None:
         self.header_timer = None
@@ -107,6 +131,12 @@ class GuardedHttpTools(HttpToolsProtocol):
 
 def serve(settings: Settings) -> None:
     """Serve tgplus.api:app as `tgplus serve` does, with every limit from `settings`."""
+    if settings.api_token is not None or settings.record_predictions:
+        # A database URL that no database could answer is a setting to fix before starting
+        # (StoreError: one line, exit 2); a database that is down is a 503 once running.
+        from tgplus.feedback.store import engine_url
+
+        engine_url(settings.database_url)
     if settings.workers == 1:
         _run(settings)
         return
@@ -121,6 +151,18 @@ def serve(settings: Settings) -> None:
 
 
 def _run(settings: Settings) -> None:
+    try:
+        _uvicorn(settings)
+    except SystemExit as stop:  # uvicorn logged why (a port in use, a host it cannot resolve)
+        if stop.code in (None, 0):
+            raise
+        raise TgplusError(
+            f"the server could not start on {settings.host}:{settings.port} (the line above "
+            "says why); choose another --host or --port"
+        ) from None
+
+
+def _uvicorn(settings: Settings) -> None:
     uvicorn.run(
         "tgplus.api:app",
         host=settings.host,

@@ -70,6 +70,10 @@ class ServiceState:
         if self.reloading is None:
             self.reloading = anyio.Lock()
         async with self.reloading:
+            # Read before loading: an announcement that arrives while this loads (another
+            # worker reloaded while this one was starting) must still be acted on.
+            path = os.environ.get(RELOAD_FILE_VARIABLE)
+            mark = None if path is None else _reload_mark(path)
             location = locate_model(self.settings.model_path)
             loaded = await anyio.to_thread.run_sync(load_checked, location)
             if isinstance(loaded, str):
@@ -83,6 +87,8 @@ class ServiceState:
             self.loaded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.metrics.model_loaded.set(1)
             self.editor_metrics.loads.labels("ok").inc()
+            if mark is not None:
+                self.reload_mark = mark
             return None
 
     async def open_store(self) -> None:
@@ -185,7 +191,8 @@ async def follow_reloads(state: ServiceState) -> AsyncIterator[None]:
         return
 
     async def watch() -> None:
-        state.reload_mark = _reload_mark(path)
+        if state.reload_mark is None:  # else: what the file said before the model was loaded
+            state.reload_mark = _reload_mark(path)
         while True:
             await anyio.sleep(RELOAD_POLL_SECONDS)
             mark = _reload_mark(path)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 EDITOR_MAX_CHARS = 200
 NOTE_MAX_CHARS = 2000
 PREDICTION_ID_CHARS = 8
+FEEDBACK_ID_MAX = 2**31 - 1  # Integer: 32 bits in PostgreSQL, so on every database
 
 
 def utc_now() -> datetime:
