@@ -150,14 +150,21 @@ def test_generic_csv_language_and_ids(tmp_path: Path) -> None:
     path.write_text(
         "id,overview,genres,language\n"
         "10,A heist.,Crime,en\n"
-        "tt99,A heist again.,Crime,en\n"
+        "tt0075314,A taxi driver in New York.,Crime,en\n"
+        "s1,A heist again.,Crime,en\n"
         ",A romance in Paris.,Romance,fr\n"
         ",A western with no language.,Western,\n",
         encoding="utf-8",
     )
     table = load_movies([path])
-    assert [m.overview for m in table.movies] == ["A heist.", "A western with no language."]
-    assert dict(table.report.skipped) == {"bad id": 1, "language": 1}
+    # a catalogue's own ids are not TMDB ids, but the rows are movies all the same
+    assert [(m.id, m.imdb_id, m.overview) for m in table.movies] == [
+        (10, None, "A heist."),
+        (None, "tt0075314", "A taxi driver in New York."),
+        (None, None, "A heist again."),
+        (None, None, "A western with no language."),
+    ]
+    assert dict(table.report.skipped) == {"language": 1}
 
 
 def test_jsonl(tmp_path: Path) -> None:

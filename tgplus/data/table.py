@@ -203,13 +203,15 @@ def parse_languages(value: str) -> frozenset[str] | None:
 def _parse_id(text: str, source_format: SourceFormat) -> int | SkipReason | None:
     if source_format is SourceFormat.JUSTWATCH:
         return None  # JustWatch's own ids (tm123) are not TMDB ids
-    if not text:
-        # The generic formats may omit ids; the TMDB exports always have them.
-        generic = source_format in (SourceFormat.CSV, SourceFormat.JSONL)
-        return None if generic else SkipReason.BAD_ID
     if text.isdigit() and int(text) > 0:
         return int(text)
-    return SkipReason.BAD_ID
+    # A user's own table may omit ids or hold its catalogue's own (`s1`, `tt0075314`): the
+    # row is still a movie, only not known by a TMDB id. The TMDB exports always have one.
+    return None if _generic(source_format) else SkipReason.BAD_ID
+
+
+def _generic(source_format: SourceFormat) -> bool:
+    return source_format in (SourceFormat.CSV, SourceFormat.JSONL)
 
 
 def _parse_imdb(text: str) -> str | None:
@@ -281,7 +283,9 @@ class _Merger:
             genres,
             row.language,
             source,
-            imdb_id=_parse_imdb(row.imdb_id),
+            # an IMDb id in the id column of a user's table still finds the film elsewhere
+            imdb_id=_parse_imdb(row.imdb_id)
+            or (_parse_imdb(row.id) if _generic(source_format) else None),
             sources=(source,),
         )
         if not self.deduplicate:
