@@ -183,7 +183,7 @@ def test_evaluate_reports_each_source_file(small_data: Path, tmp_path: Path) -> 
     )
     model = tmp_path / "m"
     run("train", "--data", small_data, "--data", other, "--kind", "majority", "--out", model)
-    code, stdout, _ = run("evaluate", "--model", model, "--json")
+    code, stdout, _ = run("evaluate", "--model", model, "--split", "all", "--json")
     assert code == 0
     by_source = json.loads(stdout)["by_source"]
     assert set(by_source) == {str(small_data), str(other)}
@@ -191,7 +191,7 @@ def test_evaluate_reports_each_source_file(small_data: Path, tmp_path: Path) -> 
     # That file only ever says Crime or Comedy, so its movies are judged on those two:
     # the majority model's top among them (Comedy, the commoner) is right half the time.
     assert by_source[str(other)]["hit_at_1"] == 0.5
-    code, stdout, _ = run("evaluate", "--model", model)
+    code, stdout, _ = run("evaluate", "--model", model, "--split", "all")
     assert "per source file" in stdout
     assert "…" not in stdout  # the file names may fold over lines; the figures stay whole
     assert stdout.count(" 0.500 ") >= 1
@@ -238,13 +238,30 @@ def test_train_threshold_folds_says_where_thresholds_are_tuned(
 
 def test_evaluate_split_all_warns_about_training_rows(small_data: Path, tmp_path: Path) -> None:
     run("train", "--data", small_data, "--out", tmp_path / "m")
-    code, _, stderr = run("evaluate", "--model", tmp_path / "m")
+    code, _, stderr = run("evaluate", "--model", tmp_path / "m", "--split", "all")
     assert code == 0
     assert "optimistic" in stderr
     # --data as the directory holding the training file: the same films, the same note
-    code, _, stderr = run("evaluate", "--model", tmp_path / "m", "--data", small_data.parent)
+    code, _, stderr = run(
+        "evaluate", "--model", tmp_path / "m", "--data", small_data.parent, "--split", "all"
+    )
     assert code == 0
     assert "optimistic" in stderr
+
+
+def test_evaluate_on_the_training_files_measures_the_test_side_by_default(
+    small_data: Path, metadata: Path, tmp_path: Path
+) -> None:
+    run("train", "--data", small_data, "--out", tmp_path / "m")
+    for data in ((), ("--data", small_data.parent)):
+        code, stdout, stderr = run("evaluate", "--model", tmp_path / "m", *data, "--json")
+        assert code == 0, stderr
+        assert json.loads(stdout)["split"] == "test"
+        assert "optimistic" not in stderr
+    # a file the model never saw is measured whole
+    code, stdout, stderr = run("evaluate", "--model", tmp_path / "m", "--data", metadata, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["split"] == "all"
 
 
 @pytest.mark.parametrize(

@@ -141,7 +141,7 @@ def test_evaluate_applies_the_feedback_the_model_was_trained_with(
     assert train_majority(small_data, out, answered)[0] == 0
 
     def measured(*options: str | Path) -> dict[str, Any]:
-        code, stdout, stderr = run("evaluate", "--model", out, "--json", *options)
+        code, stdout, stderr = run("evaluate", "--model", out, "--split", "all", "--json", *options)
         assert code == 0, stderr
         result: dict[str, Any] = json.loads(stdout)
         return result

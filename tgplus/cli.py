@@ -788,8 +788,12 @@ def evaluate(
         ),
     ] = None,
     split: Annotated[
-        str, typer.Option(help="`test`: only the test side of the stable split; `all`: every row.")
-    ] = "all",
+        str | None,
+        typer.Option(
+            help="`test`: only the test side of the stable split; `all`: every row.",
+            show_default="test for files the model was trained on, else all",
+        ),
+    ] = None,
     source_format: Annotated[
         SourceFormat | None,
         typer.Option("--format", help="File format.", show_default="as the model was trained"),

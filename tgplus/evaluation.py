@@ -188,15 +188,18 @@ def training_files(predictor: Predictor) -> list[Path]:
     return [Path(entry["path"]) for entry in predictor.metadata.get("data", [])]
 
 
+def trained_on(predictor: Predictor, files: Sequence[Path]) -> bool:
+    """Whether any of `files` (or a file under a directory among them) trained the model."""
+    trained = {entry.get("sha256") for entry in predictor.metadata.get("data", [])}
+    return any(path.is_file() and sha256_file(path) in trained for path in expand_paths(files))
+
+
 def overlap_note(predictor: Predictor, files: Sequence[Path], split: SplitChoice) -> str | None:
     """A warning when `--split all` measures the model on the files it learned from.
 
     `files` may hold directories, as `--data` does: the files under them count.
     """
-    if split != "all":
-        return None
-    trained = {entry.get("sha256") for entry in predictor.metadata.get("data", [])}
-    if any(path.is_file() and sha256_file(path) in trained for path in expand_paths(files)):
+    if split == "all" and trained_on(predictor, files):
         return (
             "these files trained the model and --split all includes its training movies, "
             "so the figures are optimistic; use --split test for an honest measure"
@@ -264,7 +267,7 @@ def run_evaluation(
     model_path: Path,
     files: Sequence[Path] | None = None,
     *,
-    split: str = "all",
+    split: str | None = None,
     source_format: SourceFormat | None = None,
     baselines: Sequence[str] = (),
     report: Path | None = None,
@@ -274,15 +277,17 @@ def run_evaluation(
     """Measure the model at `model_path` on `files` (default: its training files),
     beside `baselines` trained on the same files and split; write a report if asked.
 
+    `split` is `test` (the test side of the model's split) or `all`; by default `test`
+    when a file trained the model, so that the figures are held-out ones, else `all`.
+
     `source_format` overrides the format the model's training files were read with.
     `feedback` is a feedback database whose editors' answers override the files' genres
     and add films, as `train(feedback=...)` does; by default, the database the model was
     trained with when evaluating on its training files, so that the split and the genres
     are the ones it was trained and tested on.
     """
-    if split not in ("all", "test"):
+    if split not in (None, "all", "test"):
         raise DataError(f"--split {split!r} is not one of: all, test")
-    chosen: SplitChoice = "test" if split == "test" else "all"
     for kind in baselines:
         model_class(kind)  # an unknown kind fails before any work
     predictor = load_predictor(model_path)
@@ -291,6 +296,9 @@ def run_evaluation(
     files = list(files or training_files(predictor))
     if not files:
         raise DataError("no data to evaluate on: pass --data FILE")
+    if split is None:
+        split = "test" if trained_on(predictor, files) else "all"
+    chosen: SplitChoice = "test" if split == "test" else "all"
     settings = split_settings_of(predictor)
     loading = loading_of(predictor)
     if source_format is not None:
