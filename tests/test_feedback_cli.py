@@ -57,9 +57,28 @@ def test_the_database_url_comes_from_the_environment(
 ) -> None:
     path = tmp_path / "from-env.sqlite3"
     monkeypatch.setenv("TGPLUS_DATABASE_URL", f"sqlite:///{path}")
-    code, _, _ = run("feedback", "stats")
+    code, _, _ = run("db", "upgrade")
     assert code == 0
     assert path.is_file()
+    code, stdout, _ = run("feedback", "stats")
+    assert code == 0
+    assert "0 feedback" in stdout
+
+
+@pytest.mark.parametrize(
+    "command", [("stats",), ("export", "--out", "x.csv"), ("purge", "--before", "90d")]
+)
+def test_reading_a_database_that_is_not_there_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    mistyped = tmp_path / "feedbak.sqlite3"
+    code, _, stderr = run("feedback", *command, "--database", f"sqlite:///{mistyped}")
+    assert_one_line_error(code, stderr, "--database", "no feedback database at", "db upgrade")
+    monkeypatch.delenv("TGPLUS_DATABASE_URL", raising=False)
+    code, _, stderr = run("feedback", *command)  # the default: data/feedback.sqlite3
+    assert_one_line_error(code, stderr, "TGPLUS_DATABASE_URL", "data/feedback.sqlite3")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl"])

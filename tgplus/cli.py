@@ -385,17 +385,22 @@ DatabaseOption = Annotated[
 ]
 
 
+def _database_url(url: str | None) -> tuple[str, str]:
+    """The feedback database's URL (default: the server's) and where it came from, as
+    errors name it: the option, or the setting behind its default."""
+    from tgplus.config import Settings
+
+    if url is not None:
+        return url, "--database"
+    return Settings().database_url, "TGPLUS_DATABASE_URL"
+
+
 @contextlib.contextmanager
 def _feedback_store(url: str | None) -> Iterator[FeedbackStore]:
     """The feedback store at `url` (default: the server's); its connections closed after."""
-    from tgplus.config import Settings
     from tgplus.feedback import FeedbackStore
 
-    # Errors name where the URL came from: the option, or the setting behind its default.
-    if url is not None:
-        store = FeedbackStore(url, setting="--database")
-    else:
-        store = FeedbackStore(Settings().database_url)
+    store = FeedbackStore(*_database_url(url))
     try:
         yield store
     finally:
@@ -404,9 +409,21 @@ def _feedback_store(url: str | None) -> Iterator[FeedbackStore]:
 
 @contextlib.contextmanager
 def _feedback(url: str | None) -> Iterator[FeedbackRepository]:
-    """The repository over the store at `url`, migrated to this tgplus's schema first."""
-    from tgplus.feedback import FeedbackRepository
+    """The repository over the store at `url`, migrated to this tgplus's schema first.
 
+    A SQLite file that is not there is an error, not a new empty database: reading
+    feedback from a mistyped path would otherwise answer "0 rows".
+    """
+    from tgplus.feedback import FeedbackRepository
+    from tgplus.feedback.store import engine_url, sqlite_file
+
+    given, setting = _database_url(url)
+    file = sqlite_file(engine_url(given, setting))
+    if file is not None and not file.is_file():
+        raise TgplusError(
+            f"{setting}: no feedback database at {file}; check the path, or create one "
+            "with `tgplus db upgrade`"
+        )
     with _feedback_store(url) as store, store.session() as session:
         store.upgrade()
         yield FeedbackRepository(store, session)
