@@ -166,6 +166,9 @@ def test_train_then_predict_then_evaluate(small_data: Path, tmp_path: Path) -> N
     for key in ("hit_at_1", "micro_f1", "macro_f1", "precision_at_3", "per_genre"):
         assert key in metrics
     assert metrics["compare"][0]["kind"] == "majority"
+    # the baseline abstains by the model's rule, so that the figures compare
+    baseline = metrics["compare"][0]["confident"]
+    assert (baseline["target_precision"], baseline["confidence_level"]) == (0.5, 0.8)
     assert (tmp_path / "report" / "report.md").is_file()
     report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert "precision of 0.5 is reached with probability 0.8" in report

@@ -225,6 +225,13 @@ def compare_baselines(
     missing = [str(path) for path in files if not path.is_file()]
     if missing:
         raise DataError(f"cannot train baselines: training file(s) not found: {', '.join(missing)}")
+    # The baselines abstain by the model's own rule, so that their figures compare.
+    calibration = predictor.calibration
+    abstention: dict[str, Any] = {}
+    if calibration is not None:
+        abstention["target_precision"] = calibration.target_precision
+        if calibration.confidence_level is not None:
+            abstention["confidence_level"] = calibration.confidence_level
     results = []
     for kind in kinds:
         result = train(
@@ -235,6 +242,7 @@ def compare_baselines(
             progress=progress,
             partial_labels=bool(predictor.metadata.get("partial_labels", PARTIAL_LABELS)),
             feedback=feedback,
+            **abstention,
         )
         evaluation = evaluate(result.predictor, movies)
         evaluation.training_seconds = round(result.seconds, 2)

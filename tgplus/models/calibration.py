@@ -461,8 +461,9 @@ class Calibration:
         if threshold > 1.0:
             log.warning(
                 "no confidence threshold shows a top-genre precision of %s with probability %s "
-                "on these %d validation movies, so no prediction will be confident; lower "
-                "--target-precision or --confidence-level, or use more data",
+                "on these %d validation movies, so no prediction will be confident; a lower "
+                "target precision or confidence level (`tgplus train --target-precision`, "
+                "`--confidence-level`) or more data would give one",
                 target_precision,
                 confidence_level,
                 int(counted.sum()),
