@@ -482,10 +482,22 @@ def test_training_and_evaluation_scripts_run(small_data: Path, tmp_path: Path) -
     assert "split: test" in result.stdout
 
 
-def test_bad_settings_in_the_environment(fast_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TGPLUS_LOG_LEVEL", "verbose")
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("TGPLUS_LOG_LEVEL", "verbose"),
+        # an idle connection kept forever: one client could hold every socket
+        ("TGPLUS_KEEP_ALIVE_SECONDS", "inf"),
+        ("TGPLUS_HEADER_TIMEOUT_SECONDS", "nan"),
+        ("TGPLUS_BODY_TIMEOUT_SECONDS", "infinity"),
+    ],
+)
+def test_bad_settings_in_the_environment(
+    fast_model: Path, monkeypatch: pytest.MonkeyPatch, setting: str, value: str
+) -> None:
+    monkeypatch.setenv(setting, value)
     code, _, stderr = run("predict", CRIME)
-    assert_one_line_error(code, stderr, "TGPLUS_LOG_LEVEL")
+    assert_one_line_error(code, stderr, setting)
 
 
 @pytest.mark.parametrize(

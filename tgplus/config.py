@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
+        allow_inf_nan=False,
         description="Time a client has to send a request's line and headers (`tgplus serve`).",
     )
     max_header_bytes: int = Field(
@@ -68,10 +69,16 @@ class Settings(BaseSettings):
         description="Longest request line plus headers, in bytes (`tgplus serve`).",
     )
     body_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Time a client has to send a request's whole body."
+        default=30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Time a client has to send a request's whole body.",
     )
     keep_alive_seconds: float = Field(
-        default=5.0, gt=0, description="How long an idle keep-alive connection stays open."
+        default=5.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long an idle keep-alive connection stays open.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
