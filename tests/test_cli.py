@@ -622,3 +622,25 @@ def test_predict_refuses_options_of_the_other_mode(fast_model: Path, tmp_path: P
     # an option given at its default value changes nothing, so it is not refused
     code, _, _ = run("predict", "--model", fast_model, CRIME, "--top-k", "3", "--workers", "2")
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("data", "summary"),
+            "Missing argument 'files'. (see python -m tgplus data summary --help)",
+        ),
+        (("predict", "--chunk-rows", "0", "--input", "x.csv"), "Invalid value for '--chunk-rows'"),
+        (("trian",), "No such command 'trian'. Did you mean 'train'?"),
+    ],
+)
+def test_usage_errors_are_one_line_from_the_console_script(
+    args: tuple[str, ...], expected: str
+) -> None:
+    """The entry point, not the test runner's app: click's framed box becomes one line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tgplus", *args], capture_output=True, text=True, check=False
+    )
+    assert_one_line_error(result.returncode, result.stderr, expected)
+    assert result.stdout == ""

@@ -368,8 +368,26 @@ def _fetch_justwatch(dest: Path, mirror: str | None, force: bool) -> None:
 
 
 def main() -> None:
-    """Entry point of the `tgplus` console script and `python -m tgplus`."""
-    app()
+    """Entry point of the `tgplus` console script and `python -m tgplus`.
+
+    A usage error (a missing argument, an option out of range, a mistyped command) is
+    one line on stderr, like every other error, not a framed box; exit code 2.
+    """
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:  # typer's click errors; usage errors carry `ctx`
+        message = error.format_message()
+        if "\n" in message.strip():  # a group called bare (`tgplus db`) answers with its help
+            err.print(message, markup=False, highlight=False)
+        else:
+            context = getattr(error, "ctx", None)
+            where = f" (see {context.command_path} --help)" if context is not None else ""
+            err.print(f"error: {message.strip()}{where}", markup=False, highlight=False)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        err.print("aborted", markup=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 # -- feedback and its database -----------------------------------------------------------------
