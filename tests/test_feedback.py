@@ -285,6 +285,13 @@ def test_unsupported_urls_are_refused(url: str, message: str) -> None:
         FeedbackStore(url)
 
 
+def test_a_url_that_cannot_be_parsed_is_not_repeated_in_the_error() -> None:
+    # a colon too many in the password: the secret would land in logs and terminals
+    with pytest.raises(StoreError, match="is not a database URL") as raised:
+        FeedbackStore("postgresql//tgplus:s3cr3t@db/tgplus")
+    assert "s3cr3t" not in str(raised.value)
+
+
 def test_postgresql_urls_use_psycopg_3() -> None:
     assert engine_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
     assert engine_url("postgres://u@h/db").startswith("postgresql+psycopg://")

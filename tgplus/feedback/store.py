@@ -238,8 +238,9 @@ def engine_url(url: str, setting: str = "TGPLUS_DATABASE_URL") -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
+        # The value is not repeated: a URL mistyped around its password would be logged.
         raise StoreError(
-            f"{setting} {url!r} is not a database URL; use sqlite:///path/feedback.db "
+            f"{setting} is not a database URL; use sqlite:///path/feedback.db "
             "or postgresql://user:password@host/dbname"
         ) from None
     backend = parsed.get_backend_name()
