@@ -450,6 +450,16 @@ def test_the_api_refuses_bad_recall_targets(client: TestClient, target: str) -> 
     assert batch.status_code == 422
 
 
+def test_a_recall_target_that_is_not_a_number_says_so(client: TestClient) -> None:
+    # Python's json reads NaN; it once got "Input should be less than 1"
+    body = f'{{"description": "{CRIME}", "recall_target": NaN}}'.encode()
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "finite number" in response.json()["detail"]
+    query = {"description": CRIME, "recall_target": "nan"}
+    assert "finite number" in client.get("/predict", params=query).json()["detail"]
+
+
 def test_explaining_a_big_batch_is_413(client: TestClient) -> None:
     body = {"descriptions": [CRIME] * 5, "explain": True}
     response = client.post("/predict/batch", json=body)

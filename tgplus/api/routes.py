@@ -176,7 +176,12 @@ async def predict_get(
     explain: Annotated[bool, Query(description="Add each top genre's words.")] = False,
     recall_target: Annotated[
         float | None,
-        Query(gt=0.0, lt=1.0, description="Also return a genre set with this recall."),
+        Query(
+            gt=0.0,
+            lt=1.0,
+            allow_inf_nan=False,
+            description="Also return a genre set with this recall.",
+        ),
     ] = None,
 ) -> JSONResponse:
     """Tag one description (query string)."""

@@ -74,7 +74,8 @@ NOT_BLANK: dict[str, Any] = {
 
 RecallTarget = Annotated[
     float | None,
-    Field(gt=0.0, lt=1.0, strict=True, description="Also return the genre set expected to "
+    Field(gt=0.0, lt=1.0, strict=True, allow_inf_nan=False, description="Also return the "
+          "genre set expected to "
           "hold this share of the movie's genres (conformal risk control), e.g. 0.9."),
 ]  # fmt: skip
 """strict: a JSON number, not "0.9" (as top_k below, text here is a client's bug)."""
