@@ -433,11 +433,10 @@ def _feedback(url: str | None) -> Iterator[FeedbackRepository]:
     feedback from a mistyped path would otherwise answer "0 rows".
     """
     from tgplus.feedback import FeedbackRepository
-    from tgplus.feedback.store import engine_url, sqlite_file
+    from tgplus.feedback.store import missing_sqlite_file
 
     given, setting = _database_url(url)
-    file = sqlite_file(engine_url(given, setting))
-    if file is not None and not file.is_file():
+    if (file := missing_sqlite_file(given, setting)) is not None:
         raise TgplusError(
             f"{setting}: no feedback database at {file}; check the path, or create one "
             "with `tgplus db upgrade`"

@@ -27,7 +27,7 @@ from tgplus.feedback.store import (
     FeedbackStore,
     engine_url,
     head_revision,
-    sqlite_file,
+    missing_sqlite_file,
 )
 
 SETTING = "--feedback"
@@ -70,10 +70,8 @@ def read_corrections(url: str, taxonomy: Taxonomy) -> Corrections:
     the database must exist at this tgplus's schema; it is read, never created
     or migrated.
     """
-    full = engine_url(url, SETTING)
-    file = sqlite_file(full)
-    if file is not None and not file.is_file():
-        shown = make_url(full).render_as_string(hide_password=True)
+    if (file := missing_sqlite_file(url, SETTING)) is not None:
+        shown = make_url(engine_url(url, SETTING)).render_as_string(hide_password=True)
         raise DataError(
             f"{SETTING} {shown}: no database at {file}; give the URL of an existing "
             "feedback database"

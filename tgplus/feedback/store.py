@@ -261,6 +261,13 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def missing_sqlite_file(url: str, setting: str = "TGPLUS_DATABASE_URL") -> Path | None:
+    """The file a SQLite database URL names, when it is not there (None: it is, or the
+    database is not a SQLite file). Readers refuse it: opening would create it empty."""
+    file = sqlite_file(engine_url(url, setting))
+    return file if file is not None and not file.is_file() else None
+
+
 def head_revision() -> str | None:
     """The schema revision this tgplus's migrations end at."""
     from alembic.config import Config
