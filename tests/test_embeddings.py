@@ -132,3 +132,80 @@ def test_wordpiece_matches_the_tokenizers_library_on_real_data(
         t for t in texts if ours.encode(t) != reference.encode(t, add_special_tokens=False).ids
     ]
     assert not mismatched, mismatched[:3]
+
+
+# -- the accurate kind's head on fine-tuned MiniLM -------------------------------------------
+
+TINY_TEXTS = [
+    *(f"A detective hunts the killer of victim number {i} through the city." for i in range(12)),
+    *(f"A ghost haunts family number {i} in an old house at night." for i in range(12)),
+    *(f"Two strangers number {i} fall in love over one summer." for i in range(12)),
+]
+TINY_GENRES = ("Crime", "Horror", "Romance")
+
+
+def tiny_labels() -> np.ndarray:
+    return np.repeat(np.eye(3, dtype=bool), 12, axis=0)
+
+
+def test_fine_tuning_is_repeatable_and_cached_by_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tgplus.models.finetuned import FineTunedHead
+
+    labels = tiny_labels()
+    first = FineTunedHead(cache_dir=tmp_path).fit(TINY_TEXTS, labels, None)
+    again = FineTunedHead(use_cache=False).fit(TINY_TEXTS, labels, None)
+    scores = first.probabilities(TINY_TEXTS)
+    np.testing.assert_array_equal(again.probabilities(TINY_TEXTS), scores)
+    assert scores.shape == (36, 3)
+    assert len(list((tmp_path / "fine-tuned").glob("*.npz"))) == 1
+
+    def no_tuning(*args: object) -> None:
+        raise AssertionError("tuned again although the same data was tuned before")
+
+    monkeypatch.setattr(FineTunedHead, "_tune", no_tuning)
+    cached = FineTunedHead(cache_dir=tmp_path).fit(TINY_TEXTS, labels, None)
+    np.testing.assert_array_equal(cached.probabilities(TINY_TEXTS), scores)
+    # Other labels (or another mask) are other data: they are tuned, not served from the cache.
+    with pytest.raises(AssertionError, match="tuned again"):
+        FineTunedHead(cache_dir=tmp_path).fit(TINY_TEXTS, labels[::-1].copy(), None)
+
+
+def test_fine_tuning_learns_nothing_from_genres_a_source_cannot_name() -> None:
+    import torch
+
+    from tgplus.models.finetuned import masked_loss
+
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    known = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    flipped = labels.clone()
+    flipped[0, 1] = 1.0  # an unknown cell: whatever it says must not count
+    assert masked_loss(logits, labels, known) == masked_loss(logits, flipped, known)
+    assert masked_loss(logits, labels, known) != masked_loss(logits, flipped, torch.ones(2, 2))
+
+
+def test_an_accurate_model_from_before_fine_tuning_asks_to_be_retrained() -> None:
+    from tgplus.errors import ModelError
+    from tgplus.models.accurate import AccurateModel
+    from tgplus.models.base import ModelState
+
+    old = ModelState(arrays={"vectors": np.zeros((2, 384), np.float32)}, settings={"k": 30})
+    with pytest.raises(ModelError, match=r"older tgplus .*retrain it"):
+        AccurateModel.from_state(old, TINY_GENRES)
+
+
+def test_fine_tuned_weights_that_do_not_fit_the_encoder_are_refused(tmp_path: Path) -> None:
+    from tgplus.errors import ModelError
+    from tgplus.models.base import ModelState
+    from tgplus.models.finetuned import HEAD_PREFIX, FineTunedHead
+
+    state = ModelState()
+    FineTunedHead(cache_dir=tmp_path).fit(TINY_TEXTS, tiny_labels(), None).save(state)
+    FineTunedHead.load(state, 3)  # as saved: fine
+    with pytest.raises(ModelError, match="head has shape"):
+        FineTunedHead.load(state, 4)
+    del state.arrays[next(name for name in state.arrays if not name.startswith(HEAD_PREFIX))]
+    with pytest.raises(ModelError, match="do not fit the encoder"):
+        FineTunedHead.load(state, 3)

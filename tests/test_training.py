@@ -245,3 +245,24 @@ def test_source_folds_put_every_file_in_one_group_of_about_equal_size() -> None:
     # largest first into the smallest group: a | b, e | c, d
     assert sorted(sum(sizes[f] for f in g) for g in groups) == [35, 40, 50]
     assert len(source_folds(movies[:50], 3)) == 1  # one file: nothing to hold out
+
+
+def test_a_kind_slow_to_refit_tunes_thresholds_on_validation(
+    metadata: Path, netflix: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`accurate` fine-tunes MiniLM (minutes): out-of-source folds would do it three more times."""
+    from tgplus.data import load_movies, split_by_key
+    from tgplus.models.accurate import AccurateModel
+    from tgplus.models.majority import MajorityModel
+    from tgplus.training import fit_predictor, make_model
+
+    assert not AccurateModel.refits_cheaply
+    monkeypatch.setattr(MajorityModel, "refits_cheaply", False)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("refitted a kind that is slow to refit")
+
+    monkeypatch.setattr("tgplus.training.out_of_source_scores", never)
+    parts = split_by_key(load_movies([metadata, netflix]).movies, SplitSettings(0.0, 0.2))
+    predictor = fit_predictor(make_model("majority"), parts.train, parts.validation)
+    assert predictor.metadata["thresholds_tuned_on"] == "validation"

@@ -678,7 +678,8 @@ def train(
             min=0,
             help="Tune each genre's threshold on out-of-source scores: the training files in "
             "this many groups, each scored by a model fitted without it (0: tune on the "
-            "validation share; costs one fit per fold).",
+            "validation share; costs one fit per fold; `accurate` always tunes on the "
+            "validation share, a fit of it takes minutes).",
         ),
     ] = THRESHOLD_FOLDS,
     confidence_level: Annotated[

@@ -168,6 +168,14 @@ def fit_predictor(
     raw = predictor.model.predict_proba([movie.text for movie in validation])
     labels = label_matrix(validation, genres)
     told = known_matrix(validation, genres) if partial_labels else None
+    if threshold_folds and not model.refits_cheaply:
+        log.info(
+            "%s: thresholds tuned on the validation share (out of source, they would fit the "
+            "model %d more times)",
+            model.kind,
+            threshold_folds,
+        )
+        threshold_folds = 0
     crossed = (
         out_of_source_scores(unfitted, train, genres, known, threshold_folds)
         if threshold_folds

@@ -56,7 +56,7 @@ class PredictionOut(BaseModel):
     explanation_method: Literal["exact", "exact-parts-only", "none"] | None = Field(
         None,
         description="With explain=true: exact (every part of the model), exact-parts-only "
-        "(the embedding parts of `accurate` not attributed) or none.",
+        "(the fine-tuned MiniLM half of `accurate` not attributed) or none.",
     )
     prediction_id: str | None = Field(
         None, description="With TGPLUS_RECORD_PREDICTIONS: the stored prediction's short id."

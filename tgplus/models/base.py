@@ -47,6 +47,9 @@ class GenreModel(ABC):
 
     kind: ClassVar[str]
     needs_embeddings: ClassVar[bool] = False
+    refits_cheaply: ClassVar[bool] = True
+    """Whether training may fit this kind again on parts of the data to tune thresholds
+    out of source (False where one fit takes many minutes)."""
     genres_: tuple[str, ...]
 
     @abstractmethod

@@ -1,4 +1,4 @@
-"""Sentence embeddings for the `accurate` and `seed-knn` kinds, cached on disk.
+"""Sentence embeddings for the `seed-knn` kind and for fine-tuning (`accurate`), cached on disk.
 
 PyTorch and sentence-transformers are optional (`pip install tgplus[embeddings]`)
 and imported only when an encoder is first used, so the default `fast` model
@@ -142,6 +142,29 @@ class EmbeddingCache:
                 old.unlink(missing_ok=True)
 
 
+def load_sentence_transformer(name: str) -> Any:
+    """A fresh sentence-transformers model for `name` on the CPU, or a ModelError saying why
+    not (the embeddings extra is missing, or the weights cannot be found)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ModelError(
+            "this model needs sentence embeddings: pip install 'tgplus[embeddings]'"
+        ) from None
+    with contextlib.suppress(ImportError, AttributeError):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        return SentenceTransformer(resolve_encoder(name), device="cpu")
+    except (OSError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(
+            f"could not load encoder {name!r} ({first}); give a local path or a "
+            "sentence-transformers model name reachable from this machine"
+        ) from None
+
+
 class Encoder:
     """A sentence-transformers model that turns texts into unit-length vectors."""
 
@@ -158,32 +181,15 @@ class Encoder:
         self.batch_size = batch_size
         self.resolved = resolve_encoder(name)
         self.progress = progress
+        self.identity = _encoder_identity(name, self.resolved)
+        """Changes when, and only when, the encoder's name or local weights change."""
         root = cache_dir if cache_dir is not None else default_cache_dir()
-        self.cache = (
-            EmbeddingCache(root / _encoder_identity(name, self.resolved)) if use_cache else None
-        )
+        self.cache = EmbeddingCache(root / self.identity) if use_cache else None
         self._model: Any = None
 
     def _load_model(self) -> Any:
         if self._model is None:
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError:
-                raise ModelError(
-                    "this model needs sentence embeddings: pip install 'tgplus[embeddings]'"
-                ) from None
-            with contextlib.suppress(ImportError, AttributeError):
-                from transformers.utils import logging as transformers_logging
-
-                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            try:
-                self._model = SentenceTransformer(self.resolved, device="cpu")
-            except (OSError, ValueError) as error:
-                first = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise ModelError(
-                    f"could not load encoder {self.name!r} ({first}); give a local path or a "
-                    "sentence-transformers model name reachable from this machine"
-                ) from None
+            self._model = load_sentence_transformer(self.name)
         return self._model
 
     @property
@@ -210,7 +216,8 @@ class Encoder:
             return np.zeros((0, self.dimension), np.float32)
         chunks = list(_chunks(texts, self.batch_size * 8))
         parts = []
-        with _progress(self.progress and len(texts) > self.batch_size, len(texts)) as advance:
+        enabled = self.progress and len(texts) > self.batch_size
+        with progress_bar(enabled, len(texts), "encoding descriptions") as advance:
             for chunk in chunks:
                 parts.append(
                     model.encode(
@@ -231,7 +238,8 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Any]:
+def progress_bar(enabled: bool, total: int, label: str) -> Iterator[Any]:
+    """A rich progress bar on stderr counting to `total`; yields a function to advance it."""
     if not enabled:
         yield lambda n: None
         return
@@ -240,5 +248,5 @@ def _progress(enabled: bool, total: int) -> Iterator[Any]:
 
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("encoding descriptions", total=total)
+        task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)

@@ -40,7 +40,7 @@ from tgplus.models.text import Span, TfidfBlock, term_spans
 
 ExplanationMethod = Literal["exact", "exact-parts-only", "none"]
 """exact: every part of the model is explained; exact-parts-only: only the parts that
-decompose exactly (the `accurate` model's embedding and neighbour parts are not);
+decompose exactly (the `accurate` model's fine-tuned MiniLM head does not);
 none: the model kind cannot say which words counted."""
 
 _RUN = re.compile(r"\w+")

@@ -1,4 +1,4 @@
-"""Nearest neighbours on sentence embeddings: the `seed-knn` baseline, and a part of `accurate`.
+"""Nearest neighbours on sentence embeddings: the `seed-knn` baseline (the original demo).
 
 `seed-knn` is the original demo's model: all-MiniLM-L6-v2 embeddings and the 5
 nearest training movies by cosine similarity; a genre's score is the share of
