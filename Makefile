@@ -112,7 +112,7 @@ fuzz: $(DEV_STAMP) ## Fuzz the API from its OpenAPI schema: 1,000 cases per oper
 soak: $(DEV_STAMP) ## Soak `tgplus serve` for 10 minutes with mixed requests and a restart
 	$(BIN)/python bench/soak.py
 
-tune: $(DEV_STAMP) ## Re-derive the fast and accurate settings and blend weights by cross-validation
+tune: $(DEV_STAMP) ## Re-derive the fast and accurate settings and blend weights by cross-validation (accurate: an hour)
 	$(BIN)/python bench/tune.py --kind fast $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/tune.py --kind accurate $(addprefix --data ,$(DATA))
 

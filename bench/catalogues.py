@@ -16,13 +16,16 @@ Figures are the data layer's: a genre a movie's source cannot express is left
 out of its figures (hit@1 is the best genre the source can name);
 "hit@1 all" scores every genre, as if sources could name them all.
 Calibration is fitted on a validation tenth of each training set, thresholds
-on the training films' out-of-source scores (three folds of source files).
+on the training films' out-of-source scores (three folds of source files;
+`accurate` on the validation tenth, see `GenreModel.refits_cheaply`).
 Documentary recall is given as the mean over the held-out sets that have
 documentaries and pooled (all their documentaries together, so weighted by
 each set's count), with the precision beside each.
 
 Encoding every shared description with MiniLM takes an hour or more on a busy
-2-core machine, so `--train-share` and `--max-test` shrink the experiment
+2-core machine, and `accurate` fine-tunes MiniLM once per training set (about
+20 minutes each; 12 training sets with the TMDB-only rows, so 4 hours), so
+`--kinds fast` runs in minutes and `--train-share` and `--max-test` shrink the experiment
 (the same films are drawn for every held-out set and every kind, by a hash of
 their split key) to compare `accurate` with `fast` at equal training data.
 """
