@@ -19,36 +19,14 @@ from tgplus.models.embeddings import DEFAULT_ENCODER, Encoder, Vectors
 _CHUNK = 512  # queries per similarity block: bounded memory for big batches
 
 
-def neighbour_scores(
-    queries: Vectors,
-    vectors: Vectors,
-    labels: Labels,
-    k: int,
-    power: float = 0.0,
-    known: Labels | None = None,
-) -> Scores:
-    """Per genre, the share of the k most similar training vectors that have it.
-
-    Neighbours are weighted by similarity ** power (0: all count the same).
-    With `known` (partial labels), a genre's share is taken among the
-    neighbours whose source can express it.
-    """
+def neighbour_scores(queries: Vectors, vectors: Vectors, labels: Labels, k: int) -> Scores:
+    """Per genre, the share of the k most similar training vectors that have it."""
     k = min(k, len(vectors))
     scores = np.empty((len(queries), labels.shape[1]), np.float32)
     for start in range(0, len(queries), _CHUNK):
         similarity = queries[start : start + _CHUNK] @ vectors.T
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        if power == 0.0 and known is None:
-            scores[start : start + _CHUNK] = labels[nearest].mean(axis=1)
-            continue
-        weight = np.clip(np.take_along_axis(similarity, nearest, axis=1), 0.0, None) ** power
-        if known is None:
-            weight /= np.maximum(weight.sum(axis=1, keepdims=True), 1e-12)
-            scores[start : start + _CHUNK] = np.einsum("qk,qkg->qg", weight, labels[nearest])
-            continue
-        told = np.einsum("qk,qkg->qg", weight, known[nearest].astype(np.float32))
-        have = np.einsum("qk,qkg->qg", weight, labels[nearest].astype(np.float32))
-        scores[start : start + _CHUNK] = have / np.maximum(told, 1e-12)
+        scores[start : start + _CHUNK] = labels[nearest].mean(axis=1)
     return scores
 
 
