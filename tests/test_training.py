@@ -266,3 +266,19 @@ def test_a_kind_slow_to_refit_tunes_thresholds_on_validation(
     parts = split_by_key(load_movies([metadata, netflix]).movies, SplitSettings(0.0, 0.2))
     predictor = fit_predictor(make_model("majority"), parts.train, parts.validation)
     assert predictor.metadata["thresholds_tuned_on"] == "validation"
+
+
+def test_an_embedding_kind_without_the_extra_fails_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def without_sentence_transformers(name: str, *args: object) -> object:
+        return None if name == "sentence_transformers" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_sentence_transformers)
+    with pytest.raises(ModelError, match=r"pip install 'tgplus\[embeddings\]'"):
+        # the data file does not exist: the missing extra is said first, before reading it
+        train([tmp_path / "not-read.csv"], kind="accurate")

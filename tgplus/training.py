@@ -58,7 +58,7 @@ from tgplus.models.calibration import (
     GenreMaps,
     LearnedConfidence,
 )
-from tgplus.models.embeddings import DEFAULT_ENCODER
+from tgplus.models.embeddings import DEFAULT_ENCODER, require_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def make_model(kind: str, *, encoder: str = DEFAULT_ENCODER, progress: bool = Fa
     """An unfitted model of `kind` with its default settings."""
     cls = model_class(kind)
     if cls.needs_embeddings:
+        require_embeddings()  # now, not after minutes of training
         return cls(encoder=encoder, progress=progress)  # type: ignore[call-arg]
     return cls()
 

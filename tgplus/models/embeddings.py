@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import logging
 import os
 import re
@@ -142,15 +143,18 @@ class EmbeddingCache:
                 old.unlink(missing_ok=True)
 
 
+def require_embeddings() -> None:
+    """A ModelError, before any work, when the embeddings extra is not installed."""
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise ModelError("this model needs sentence embeddings: pip install 'tgplus[embeddings]'")
+
+
 def load_sentence_transformer(name: str) -> Any:
     """A fresh sentence-transformers model for `name` on the CPU, or a ModelError saying why
     not (the embeddings extra is missing, or the weights cannot be found)."""
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise ModelError(
-            "this model needs sentence embeddings: pip install 'tgplus[embeddings]'"
-        ) from None
+    require_embeddings()
+    from sentence_transformers import SentenceTransformer
+
     with contextlib.suppress(ImportError, AttributeError):
         from transformers.utils import logging as transformers_logging
 
