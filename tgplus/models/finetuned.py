@@ -48,7 +48,6 @@ from tgplus.models.embeddings import (
 log = logging.getLogger(__name__)
 
 RECIPE: dict[str, float | int] = {
-    "passes": 1,
     "batch": 32,
     "max_pieces": 128,
     "encoder_learning_rate": 3e-5,
@@ -149,7 +148,7 @@ class FineTunedHead:
         import torch
 
         batch = int(RECIPE["batch"])
-        steps = int(RECIPE["passes"]) * ((len(texts) + batch - 1) // batch)
+        steps = (len(texts) + batch - 1) // batch  # one pass
         warm_up = max(1.0, float(RECIPE["warm_up"]) * steps)
         optimiser = torch.optim.AdamW(
             [
@@ -167,12 +166,11 @@ class FineTunedHead:
         order = np.random.default_rng(int(RECIPE["seed"])).permutation(len(texts))
         y, k = _tensors(labels[order], mask[order])
         shuffled = [texts[i] for i in order]
-        per_pass = (len(texts) + batch - 1) // batch
         self.transformer_.train()
         started = time.perf_counter()
         with progress_bar(self.progress, steps * batch, "fine-tuning MiniLM") as advance:
             for step in range(steps):
-                rows = slice((step % per_pass) * batch, (step % per_pass + 1) * batch)
+                rows = slice(step * batch, (step + 1) * batch)
                 logits = self.head_(self._vectors(shuffled[rows]))
                 masked_loss(logits, y[rows], k[rows]).backward()
                 optimiser.step()
@@ -185,7 +183,7 @@ class FineTunedHead:
             "fine-tuned MiniLM on %d descriptions in %.0f s (%.1f a second)",
             len(texts),
             seconds,
-            len(texts) * int(RECIPE["passes"]) / max(seconds, 1e-9),
+            len(texts) / max(seconds, 1e-9),
         )
 
     # -- scoring ----------------------------------------------------------------------------
@@ -301,7 +299,7 @@ class FineTunedHead:
 
     def save(self, state: ModelState) -> None:
         state.arrays.update(self.arrays())
-        state.settings["fine_tuning"] = {"encoder": self.encoder, "recipe": RECIPE}
+        state.settings["fine_tuning"] = self.describe()
 
     @classmethod
     def load(cls, state: ModelState, genres: int) -> FineTunedHead:
