@@ -96,7 +96,7 @@ bundle: $(PIECES_STAMP) ## Rebuild the model shipped in tgplus/bundled from ever
 build: $(DEV_STAMP) ## Build the wheel and sdist into dist/
 	$(BIN)/python -m build --no-isolation --outdir dist .
 
-bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, the HTTP service, batch scoring, trust (explanations, calibration)
+bench: $(DEV_STAMP) ## Train and measure every model kind, leave each catalogue out, the HTTP service, batch scoring, trust (explanations, calibration); hours, as accurate fine-tunes MiniLM 13 times
 	$(BIN)/python bench/models.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/catalogues.py $(addprefix --data ,$(DATA))
 	$(BIN)/python bench/serve.py $(addprefix --data ,$(DATA))
