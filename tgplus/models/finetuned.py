@@ -168,15 +168,16 @@ class FineTunedHead:
         shuffled = [texts[i] for i in order]
         self.transformer_.train()
         started = time.perf_counter()
-        with progress_bar(self.progress, steps * batch, "fine-tuning MiniLM") as advance:
+        with progress_bar(self.progress, len(texts), "fine-tuning MiniLM") as advance:
             for step in range(steps):
                 rows = slice(step * batch, (step + 1) * batch)
-                logits = self.head_(self._vectors(shuffled[rows]))
+                batch_texts = shuffled[rows]
+                logits = self.head_(self._vectors(batch_texts))
                 masked_loss(logits, y[rows], k[rows]).backward()
                 optimiser.step()
                 schedule.step()
                 optimiser.zero_grad()
-                advance(batch)
+                advance(len(batch_texts))
         self.transformer_.eval()
         seconds = time.perf_counter() - started
         log.info(
